@@ -1,0 +1,7 @@
+"""``socrates runs list|show|compare``: filled by the training backend."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

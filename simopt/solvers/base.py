@@ -1,0 +1,303 @@
+"""The one solver interface: budget-aware evaluation, history for warm starts, trajectories.
+
+Every solver evaluates the system only through an :class:`Evaluator`, which counts each
+replication against the budget and raises :class:`BudgetExhaustedError` rather than exceed it.
+Evaluations are stored in a :class:`History` (per design: count, mean, variance) that a solver
+can hand to the next one in a schedule. Replication ``k`` at any design uses random-number
+stream ``k`` of the evaluator's seed (common random numbers across designs), so comparisons of
+two designs are paired, as in SimOpt.
+
+Internally solvers minimize ``sign * f`` (``Problem.sign``); estimates reported in trajectories
+are in the problem's own sense.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simopt.errors import BudgetExhaustedError, InputError
+from simopt.problem import Problem
+
+
+def _key(x: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.round(np.asarray(x, dtype=float), 12))
+
+
+@dataclass
+class DesignStats:
+    """Running statistics of one design (Welford)."""
+
+    x: np.ndarray
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    @property
+    def variance(self) -> float:
+        return self.m2 / (self.n - 1) if self.n > 1 else float("nan")
+
+    def add(self, values: np.ndarray) -> None:
+        for v in np.asarray(values, dtype=float).reshape(-1):
+            self.n += 1
+            d = v - self.mean
+            self.mean += d / self.n
+            self.m2 += d * (v - self.mean)
+
+
+@dataclass
+class History:
+    """Every design evaluated so far, with replication counts, means and variances.
+
+    Means are in the problem's own sense (not sign-flipped). A history can be passed from one
+    solver to the next (warm start) and serialized to JSON.
+    """
+
+    stats: dict[tuple[float, ...], DesignStats] = field(default_factory=dict)
+
+    def add(self, x: np.ndarray, values: np.ndarray) -> DesignStats:
+        k = _key(x)
+        if k not in self.stats:
+            self.stats[k] = DesignStats(x=np.asarray(x, dtype=float).copy())
+        self.stats[k].add(values)
+        return self.stats[k]
+
+    def get(self, x: np.ndarray) -> DesignStats | None:
+        return self.stats.get(_key(x))
+
+    def __len__(self) -> int:
+        return len(self.stats)
+
+    @property
+    def X(self) -> np.ndarray:
+        """Designs, shape ``(n_designs, d)``."""
+        return np.array([s.x for s in self.stats.values()], dtype=float)
+
+    @property
+    def means(self) -> np.ndarray:
+        return np.array([s.mean for s in self.stats.values()], dtype=float)
+
+    @property
+    def variances(self) -> np.ndarray:
+        return np.array([s.variance for s in self.stats.values()], dtype=float)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.array([s.n for s in self.stats.values()], dtype=int)
+
+    def best(self, minimize: bool, min_reps: int = 1) -> DesignStats | None:
+        """The design with the best sample mean among those with at least ``min_reps``."""
+        cands = [s for s in self.stats.values() if s.n >= min_reps] or list(self.stats.values())
+        if not cands:
+            return None
+        return min(cands, key=lambda s: s.mean if minimize else -s.mean)
+
+    def copy(self) -> History:
+        return History(
+            {k: DesignStats(s.x.copy(), s.n, s.mean, s.m2) for k, s in self.stats.items()}
+        )
+
+    def to_json(self) -> list[dict]:
+        return [
+            {"x": s.x.tolist(), "n": s.n, "mean": s.mean, "m2": s.m2} for s in self.stats.values()
+        ]
+
+    @classmethod
+    def from_json(cls, rows: list[dict]) -> History:
+        h = cls()
+        for r in rows:
+            x = np.asarray(r["x"], dtype=float)
+            h.stats[_key(x)] = DesignStats(x, int(r["n"]), float(r["mean"]), float(r["m2"]))
+        return h
+
+
+@dataclass
+class Trajectory:
+    """Recommended designs over budget.
+
+    Attributes:
+        points: list of ``(budget_used, x_recommended, estimate)``; ``estimate`` is the solver's
+            own estimate of ``f(x_recommended)`` (problem's sense). The first point is at budget
+            0 (the starting design) when the solver starts from ``x0``.
+        budget: the budget the solver was given.
+        solver: the solver's name.
+        history: every evaluation made.
+    """
+
+    points: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
+    budget: int = 0
+    solver: str = ""
+    history: History = field(default_factory=History)
+    budget_used: int = 0
+
+    def record(self, budget_used: int, x: np.ndarray, estimate: float) -> None:
+        x = np.asarray(x, dtype=float).copy()
+        if self.points and np.array_equal(self.points[-1][1], x):
+            # same recommendation: refresh its estimate, keep the first budget at which it appeared
+            b, _, _ = self.points[-1]
+            self.points[-1] = (b, x, float(estimate))
+            return
+        self.points.append((int(budget_used), x, float(estimate)))
+
+    @property
+    def best_x(self) -> np.ndarray:
+        if not self.points:
+            raise ValueError("empty trajectory")
+        return self.points[-1][1]
+
+    @property
+    def best_estimate(self) -> float:
+        return self.points[-1][2]
+
+    def to_json(self) -> dict:
+        return {
+            "solver": self.solver,
+            "budget": self.budget,
+            "budget_used": self.budget_used,
+            "points": [[b, x.tolist(), e] for b, x, e in self.points],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Trajectory:
+        t = cls(budget=int(d["budget"]), solver=d.get("solver", ""))
+        t.budget_used = int(d.get("budget_used", 0))
+        t.points = [(int(b), np.asarray(x, dtype=float), float(e)) for b, x, e in d["points"]]
+        return t
+
+
+class Evaluator:
+    """The only way a solver touches the system: counts replications, never exceeds the budget.
+
+    Args:
+        problem: the system.
+        budget: replications allowed.
+        seed: common-random-numbers seed; the k-th replication at a design uses stream k.
+        history: evaluations made before (a warm start); they cost nothing now.
+        on_evaluate: callback ``(x, values, budget_used)`` after each evaluation (progress bars,
+            checkpointing).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        budget: int,
+        seed: int = 0,
+        history: History | None = None,
+        on_evaluate: Callable[[np.ndarray, np.ndarray, int], None] | None = None,
+    ):
+        if int(budget) < 0:
+            raise InputError(f"budget must be >= 0, got {budget}")
+        self.problem = problem
+        self.budget = int(budget)
+        self.seed = int(seed)
+        self.used = 0
+        self.history = history.copy() if history is not None else History()
+        self.on_evaluate = on_evaluate
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.used
+
+    def evaluate(self, x: np.ndarray, n_reps: int = 1) -> DesignStats:
+        """Run ``n_reps`` more replications at ``x`` (projected into the box).
+
+        Raises:
+            BudgetExhaustedError: if fewer than ``n_reps`` replications remain.
+        """
+        n_reps = int(n_reps)
+        if n_reps < 1:
+            raise InputError(f"n_reps must be >= 1, got {n_reps}")
+        if n_reps > self.remaining:
+            raise BudgetExhaustedError(
+                f"{n_reps} replications requested, {self.remaining} of {self.budget} left"
+            )
+        x = self.problem.project(x)
+        prev = self.history.get(x)
+        first = prev.n if prev is not None else 0
+        obs = self.problem.simulate(x, n_reps, seed=self.seed, first_rep=first)
+        self.used += n_reps
+        st = self.history.add(x, obs.objective)
+        if self.on_evaluate is not None:
+            self.on_evaluate(x, obs.objective, self.used)
+        return st
+
+    def evaluate_upto(self, x: np.ndarray, n_total: int) -> DesignStats:
+        """Top ``x`` up to ``n_total`` replications (as far as the budget allows)."""
+        x = self.problem.project(x)
+        st = self.history.get(x)
+        have = st.n if st is not None else 0
+        need = min(int(n_total) - have, self.remaining)
+        if need > 0:
+            st = self.evaluate(x, need)
+        if st is None:
+            raise BudgetExhaustedError("no budget left to evaluate a new design")
+        return st
+
+    def signed_mean(self, st: DesignStats) -> float:
+        """The mean in minimization form (``sign * mean``)."""
+        return self.problem.sign * st.mean
+
+
+class Solver(ABC):
+    """A simulation-optimization algorithm.
+
+    Class attributes declare capabilities: ``name``, ``family`` (global, local, model-based,
+    selection), ``supports_integer``, ``uses_history`` (model-based solvers reuse the evaluated
+    history of a warm start).
+    """
+
+    name: str = "solver"
+    family: str = "local"
+    supports_integer: bool = True
+    uses_history: bool = False
+
+    def __init__(self, **options):
+        self.options = options
+
+    def run(
+        self,
+        problem: Problem,
+        budget: int,
+        x0: np.ndarray | None = None,
+        seed: int = 0,
+        history: History | None = None,
+        on_evaluate: Callable[[np.ndarray, np.ndarray, int], None] | None = None,
+    ) -> Trajectory:
+        """Search for the best design with exactly at most ``budget`` replications.
+
+        Args:
+            problem: the system.
+            budget: replications allowed (counted exactly).
+            x0: the starting design (defaults to ``problem.x0``).
+            seed: seeds both the solver's own randomness and the CRN streams.
+            history: earlier evaluations (warm start); reused for free.
+        """
+        x0 = problem.project(problem.x0 if x0 is None else x0)
+        ev = Evaluator(problem, budget, seed=seed, history=history, on_evaluate=on_evaluate)
+        traj = Trajectory(budget=int(budget), solver=self.name, history=ev.history)
+        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(10**6,)))
+        try:
+            self._search(problem, ev, traj, x0, rng)
+        except BudgetExhaustedError:
+            pass  # the budget ran out mid-step: the trajectory holds what was recommended
+        if not traj.points:
+            st = ev.history.get(x0)
+            traj.record(ev.used, x0, st.mean if st is not None else float("nan"))
+        traj.budget_used = ev.used
+        assert ev.used <= budget, "solver exceeded its budget"  # invariant, not user input
+        return traj
+
+    @abstractmethod
+    def _search(
+        self,
+        problem: Problem,
+        ev: Evaluator,
+        traj: Trajectory,
+        x0: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """Spend ``ev``'s budget; call ``traj.record(ev.used, x, estimate)`` at each new
+        recommendation."""

@@ -12,6 +12,11 @@ import sys
 import click
 import typer
 
+try:  # typer >= 0.20 vendors its own click
+    from typer._click import exceptions as _tclick
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _tclick = click.exceptions
+
 from graphs.cli import ask, doctor, optimize, problems, runs, train
 from graphs.cli.common import console_err
 from simopt.errors import InputError, SocratesError
@@ -38,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="socrates", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except (click.exceptions.Exit, typer.Exit) as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except (click.exceptions.Abort, typer.Abort):
         console_err.print("aborted")
         return 130
-    except click.ClickException as exc:
+    except (click.ClickException, _tclick.ClickException) as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 0  # `socrates` alone prints its help
         # bad option, missing argument, unknown value: one line, exit 2
         console_err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
         return 2

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 console = Console()
-console_err = Console(stderr=True)
+console_err = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(obj: Any) -> None:

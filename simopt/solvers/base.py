@@ -132,6 +132,7 @@ class Trajectory:
     solver: str = ""
     history: History = field(default_factory=History)
     budget_used: int = 0
+    stopped: bool = False
 
     def record(self, budget_used: int, x: np.ndarray, estimate: float) -> None:
         x = np.asarray(x, dtype=float).copy()
@@ -187,6 +188,7 @@ class Evaluator:
         seed: int = 0,
         history: History | None = None,
         on_evaluate: Callable[[np.ndarray, np.ndarray, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ):
         if int(budget) < 0:
             raise InputError(f"budget must be >= 0, got {budget}")
@@ -196,6 +198,8 @@ class Evaluator:
         self.used = 0
         self.history = history.copy() if history is not None else History()
         self.on_evaluate = on_evaluate
+        self.stop = stop
+        self.stopped = False
 
     @property
     def remaining(self) -> int:
@@ -210,6 +214,11 @@ class Evaluator:
         n_reps = int(n_reps)
         if n_reps < 1:
             raise InputError(f"n_reps must be >= 1, got {n_reps}")
+        if self.stop is not None and self.stop():
+            # an outside controller (the schedule executor's deviation check) ended the segment;
+            # solvers treat it exactly like an exhausted budget
+            self.stopped = True
+            raise BudgetExhaustedError(f"stopped by the controller after {self.used} replications")
         if n_reps > self.remaining:
             raise BudgetExhaustedError(
                 f"{n_reps} replications requested, {self.remaining} of {self.budget} left"
@@ -265,6 +274,7 @@ class Solver(ABC):
         seed: int = 0,
         history: History | None = None,
         on_evaluate: Callable[[np.ndarray, np.ndarray, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Trajectory:
         """Search for the best design with exactly at most ``budget`` replications.
 
@@ -274,9 +284,14 @@ class Solver(ABC):
             x0: the starting design (defaults to ``problem.x0``).
             seed: seeds both the solver's own randomness and the CRN streams.
             history: earlier evaluations (warm start); reused for free.
+            on_evaluate: called as ``(x, values, budget_used)`` after every evaluation.
+            stop: polled before every evaluation; when it returns True the solver ends as if
+                its budget were exhausted (used by adaptive schedule execution).
         """
         x0 = problem.project(problem.x0 if x0 is None else x0)
-        ev = Evaluator(problem, budget, seed=seed, history=history, on_evaluate=on_evaluate)
+        ev = Evaluator(
+            problem, budget, seed=seed, history=history, on_evaluate=on_evaluate, stop=stop
+        )
         traj = Trajectory(budget=int(budget), solver=self.name, history=ev.history)
         rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(10**6,)))
         try:
@@ -287,6 +302,7 @@ class Solver(ABC):
             st = ev.history.get(x0)
             traj.record(ev.used, x0, st.mean if st is not None else float("nan"))
         traj.budget_used = ev.used
+        traj.stopped = ev.stopped
         assert ev.used <= budget, "solver exceeded its budget"  # invariant, not user input
         return traj
 

@@ -5,7 +5,7 @@ Sources, highest priority first: environment variables ``SOCRATES_*``, then the 
 
 | setting | env | default | meaning |
 |---|---|---|---|
-| llm | SOCRATES_LLM | offline | ``offline`` or ``openai:MODEL`` (uses OPENAI_BASE_URL / OPENAI_API_KEY) |
+| llm | SOCRATES_LLM | offline | `offline` or `openai:MODEL` (OPENAI_BASE_URL, OPENAI_API_KEY) |
 | runs_dir | SOCRATES_RUNS_DIR | ./runs | where run folders and the registry live |
 | seed | SOCRATES_SEED | 0 | default seed for commands that take one |
 | log_level | SOCRATES_LOG_LEVEL | WARNING | Python logging level |

@@ -153,7 +153,8 @@ class Problem(ABC):
         ``x0 ± width * max(1, |x0|)``."""
         lo, hi = self.lower.copy(), self.upper.copy()
         scale = width * np.maximum(1.0, np.abs(self.x0))
-        lo = np.where(np.isfinite(lo), lo, np.minimum(self.x0 - scale, np.where(np.isfinite(hi), hi - scale, np.inf)))
+        below = np.where(np.isfinite(hi), hi - scale, np.inf)
+        lo = np.where(np.isfinite(lo), lo, np.minimum(self.x0 - scale, below))
         hi = np.where(np.isfinite(hi), hi, np.maximum(self.x0 + scale, lo + scale))
         return lo, hi
 
@@ -164,7 +165,8 @@ class Problem(ABC):
         mask = self.integer_mask
         if mask.any():
             x = x.copy()
-            x[mask] = np.clip(np.round(x[mask]), np.ceil(self.lower[mask]), np.floor(self.upper[mask]))
+            lo, hi = np.ceil(self.lower[mask]), np.floor(self.upper[mask])
+            x[mask] = np.clip(np.round(x[mask]), lo, hi)
         return x
 
     def check_x(self, x: Sequence[float] | np.ndarray) -> np.ndarray:

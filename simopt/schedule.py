@@ -1,0 +1,376 @@
+"""Hybrid schedules ``π = ((a_1, T_1), ..., (a_J, T_J))`` and their executor.
+
+A :class:`Schedule` is a list of segments, each a solver with a fraction of the budget and its
+options; fractions sum to one (they are normalized on construction). Optionally a fraction of
+the budget is reserved for a final ranking-and-selection among the segments' incumbents.
+
+Hand-off rules (SOCRATES stage 2/3): each segment starts from the previous segment's incumbent
+(``x0`` warm start) and receives the whole evaluated history, so model-based solvers fit on it
+and no design is paid for twice; budget a segment leaves unused rolls over to the next one. The
+executor returns one :class:`Trajectory` across segments, with budgets counted from the start of
+the schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simopt import solvers
+from simopt.errors import InputError
+from simopt.problem import Problem
+from simopt.solvers.base import History, Trajectory
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stage of a schedule: ``solver`` for ``fraction`` of the budget, with ``options``."""
+
+    solver: str
+    fraction: float
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Schedule:
+    """A hybrid schedule. Fractions are normalized to sum to one; solvers must be known.
+
+    Attributes:
+        segments: the stages, in order.
+        final_selection: fraction of the whole budget reserved for a final Kim-Nelson selection
+            among the distinct incumbents of the segments (0 disables it).
+    """
+
+    segments: list[Segment]
+    final_selection: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.segments:
+            raise InputError("a schedule needs at least one segment")
+        known = set(solvers.names())
+        for s in self.segments:
+            if s.solver not in known:
+                raise InputError(
+                    f"schedule names unknown solver {s.solver!r}; known: {', '.join(sorted(known))}"
+                )
+            if not np.isfinite(s.fraction) or s.fraction <= 0:
+                raise InputError(
+                    f"segment {s.solver!r} has fraction {s.fraction}; fractions must be > 0"
+                )
+        if not 0.0 <= self.final_selection < 0.5:
+            raise InputError(
+                f"final_selection={self.final_selection} must be in [0, 0.5): it is the share "
+                "of the budget kept for choosing among incumbents"
+            )
+        total = sum(s.fraction for s in self.segments)
+        self.segments = [
+            Segment(s.solver, s.fraction / total, dict(s.options)) for s in self.segments
+        ]
+
+    @classmethod
+    def single(cls, solver: str, **options) -> Schedule:
+        return cls([Segment(solver, 1.0, options)])
+
+    def describe(self) -> str:
+        body = " -> ".join(f"{s.solver} {100 * s.fraction:.0f}%" for s in self.segments)
+        if self.final_selection > 0:
+            body += f" (+ selection {100 * self.final_selection:.0f}% of budget)"
+        return body
+
+    def segment_budgets(self, budget: int) -> list[int]:
+        """Integer budgets per segment (largest-remainder rounding), after the selection reserve.
+
+        Returns ``J`` segment budgets followed by the selection reserve; they sum to ``budget``.
+        """
+        reserve = int(round(self.final_selection * budget))
+        avail = budget - reserve
+        raw = np.array([s.fraction * avail for s in self.segments])
+        base = np.floor(raw).astype(int)
+        left = avail - int(base.sum())
+        order = np.argsort(-(raw - base), kind="stable")
+        base[order[:left]] += 1
+        return [int(b) for b in base] + [reserve]
+
+    def tail(self, spent_fraction: float) -> Schedule:
+        """The part of the schedule after ``spent_fraction`` of its (segment) budget."""
+        cum, out = 0.0, []
+        for s in self.segments:
+            start, end = cum, cum + s.fraction
+            cum = end
+            if end <= spent_fraction + 1e-12:
+                continue
+            out.append(Segment(s.solver, end - max(start, spent_fraction), s.options))
+        if not out:
+            out = [self.segments[-1]]
+        return Schedule(out, self.final_selection)
+
+    def to_json(self) -> dict:
+        return {
+            "segments": [
+                {"solver": s.solver, "fraction": s.fraction, "options": s.options}
+                for s in self.segments
+            ],
+            "final_selection": self.final_selection,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Schedule:
+        try:
+            segs = [
+                Segment(str(s["solver"]), float(s["fraction"]), dict(s.get("options", {})))
+                for s in d["segments"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed schedule {d!r}: {exc}") from None
+        return cls(segs, float(d.get("final_selection", 0.0)))
+
+
+@dataclass
+class ScheduleRun:
+    """The result of executing a schedule.
+
+    Attributes:
+        trajectory: one trajectory across all segments (budgets from the schedule's start).
+        segments: per segment, ``(solver, budget_given, budget_used, incumbent)``.
+        history: every evaluation (including the warm-start history passed in).
+        stopped: whether a ``stop`` callback ended the run early.
+    """
+
+    trajectory: Trajectory
+    segments: list[tuple[str, int, int, np.ndarray]]
+    history: History
+    stopped: bool = False
+
+    @property
+    def budget_used(self) -> int:
+        return self.trajectory.budget_used
+
+
+def execute_schedule(
+    problem: Problem,
+    schedule: Schedule,
+    budget: int,
+    x0: Sequence[float] | np.ndarray | None = None,
+    seed: int = 0,
+    history: History | None = None,
+    on_evaluate: Callable[[np.ndarray, np.ndarray, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> ScheduleRun:
+    """Run ``schedule`` on ``problem`` with exactly at most ``budget`` replications.
+
+    Args:
+        problem: the system (real, or a replica).
+        schedule: the segments.
+        budget: total replications.
+        x0: starting design (default ``problem.x0``).
+        seed: common-random-numbers seed shared by every segment, so a design evaluated in two
+            segments continues the same replication streams.
+        history: evaluations made before (reused, not paid again).
+        on_evaluate: called as ``(x, values, budget_used_since_schedule_start)``.
+        stop: polled before every evaluation; True ends the run (see ``Evaluator``).
+    """
+    if int(budget) < 0:
+        raise InputError(f"budget must be >= 0, got {budget}")
+    budgets = schedule.segment_budgets(int(budget))
+    seg_budgets, reserve = budgets[:-1], budgets[-1]
+    incumbent = problem.project(problem.x0 if x0 is None else x0)
+    hist = history.copy() if history is not None else History()
+    merged = Trajectory(budget=int(budget), solver="schedule:" + schedule.describe(), history=hist)
+    used = 0
+    carry = 0
+    seg_log: list[tuple[str, int, int, np.ndarray]] = []
+    stopped = False
+
+    def offset_cb(base: int):
+        if on_evaluate is None:
+            return None
+        return lambda x, v, u: on_evaluate(x, v, base + u)
+
+    for seg, b in zip(schedule.segments, seg_budgets, strict=True):
+        give = b + carry
+        if give <= 0:
+            continue
+        solver = solvers.get(seg.solver, **seg.options)
+        traj = solver.run(
+            problem, give, x0=incumbent, seed=seed, history=hist,
+            on_evaluate=offset_cb(used), stop=stop,
+        )
+        for bu, x, est in traj.points:
+            merged.record(used + bu, x, est)
+        hist = traj.history
+        merged.history = hist
+        used += traj.budget_used
+        carry = give - traj.budget_used
+        incumbent = traj.best_x
+        seg_log.append((seg.solver, give, traj.budget_used, incumbent.copy()))
+        if traj.stopped:
+            stopped = True
+            break
+
+    reserve += carry
+    if not stopped and reserve > 0:
+        cands = _distinct([s[3] for s in seg_log])
+        if len(cands) >= 2:
+            sel = solvers.get("ranking_selection", candidates=cands)
+            traj = sel.run(
+                problem, reserve, x0=incumbent, seed=seed, history=hist,
+                on_evaluate=offset_cb(used), stop=stop,
+            )
+            for bu, x, est in traj.points:
+                merged.record(used + bu, x, est)
+            hist = traj.history
+            merged.history = hist
+            used += traj.budget_used
+            seg_log.append(("ranking_selection", reserve, traj.budget_used, traj.best_x.copy()))
+            stopped = traj.stopped
+    merged.budget_used = used
+    merged.stopped = stopped
+    if not merged.points:
+        st = hist.get(incumbent)
+        merged.record(0, incumbent, st.mean if st is not None else float("nan"))
+    return ScheduleRun(merged, seg_log, hist, stopped)
+
+
+def _distinct(xs: list[np.ndarray]) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    for x in xs:
+        if not any(np.allclose(x, y) for y in out):
+            out.append(np.asarray(x, dtype=float))
+    return out
+
+
+# ---- expected-progress bands and deviation detection (SOCRATES stage 3) ----------------------
+
+
+def improvement_at(
+    trajectory: Trajectory, start_estimate: float, checkpoints: Sequence[int], sign: float
+) -> np.ndarray:
+    """Improvement ``sign * (f̂(x_start) - f̂(x_t))`` of the recommended design at each checkpoint.
+
+    ``f̂`` is the solver's own running estimate (the sample mean of the recommended design), the
+    same statistic the executor can see on the real system, so bands computed on replicas and
+    observations on the real system are comparable.
+    """
+    out = np.zeros(len(checkpoints))
+    pts = trajectory.points
+    for i, c in enumerate(checkpoints):
+        est = start_estimate
+        for b, _, e in pts:
+            if b <= c and np.isfinite(e):
+                est = e
+        out[i] = sign * (start_estimate - est)
+    return out
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    cw = np.cumsum(w) / np.sum(w)
+    return float(np.interp(q, cw - w / (2 * np.sum(w)), v))
+
+
+@dataclass
+class ProgressBand:
+    """Quantiles of the expected improvement at budget checkpoints, from the replica ensemble.
+
+    Attributes:
+        checkpoints: budgets (replications since the schedule's start) where progress is checked.
+        lower, median, upper: improvement quantiles (objective units, positive = better).
+        quantiles: the (lower, upper) probability levels.
+    """
+
+    checkpoints: list[int]
+    lower: list[float]
+    median: list[float]
+    upper: list[float]
+    quantiles: tuple[float, float] = (0.1, 0.9)
+
+    def to_json(self) -> dict:
+        return {
+            "checkpoints": self.checkpoints, "lower": self.lower, "median": self.median,
+            "upper": self.upper, "quantiles": list(self.quantiles),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> ProgressBand:
+        return cls(
+            [int(c) for c in d["checkpoints"]], list(d["lower"]), list(d["median"]),
+            list(d["upper"]), tuple(d.get("quantiles", (0.1, 0.9))),
+        )
+
+
+def expected_progress_band(
+    replicas: Sequence[Problem],
+    weights: Sequence[float],
+    schedule: Schedule,
+    budget: int,
+    x0: Sequence[float] | np.ndarray,
+    n_checkpoints: int = 5,
+    macroreps: int = 3,
+    seed: int = 0,
+    quantiles: tuple[float, float] = (0.1, 0.9),
+) -> ProgressBand:
+    """Run ``schedule`` on every replica ``macroreps`` times and take weighted quantiles of the
+    improvement over the start at ``n_checkpoints`` evenly spaced budgets.
+
+    Each replica's runs get weight ``w_k / macroreps``.
+    """
+    checkpoints = [int(round(budget * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)]
+    rows, ws = [], []
+    for k, (rep, w) in enumerate(zip(replicas, weights, strict=True)):
+        for m in range(macroreps):
+            run = execute_schedule(rep, schedule, budget, x0=x0, seed=seed + 1000 * k + m)
+            st = run.history.get(rep.project(x0))
+            start = st.mean if st is not None else run.trajectory.points[0][2]
+            rows.append(improvement_at(run.trajectory, start, checkpoints, rep.sign))
+            ws.append(w / macroreps)
+    arr, wv = np.array(rows), np.array(ws, dtype=float)
+    lo = [_weighted_quantile(arr[:, i], wv, quantiles[0]) for i in range(len(checkpoints))]
+    md = [_weighted_quantile(arr[:, i], wv, 0.5) for i in range(len(checkpoints))]
+    hi = [_weighted_quantile(arr[:, i], wv, quantiles[1]) for i in range(len(checkpoints))]
+    return ProgressBand(checkpoints, lo, md, hi, quantiles)
+
+
+@dataclass
+class DeviationMonitor:
+    """Flags when real progress leaves the expected band ``k_consecutive`` checkpoints in a row.
+
+    Call :meth:`observe` with the budget used and the current improvement; it returns the
+    reason string when a re-plan is due (else None). ``tolerance`` widens the band by that
+    fraction of its width on each side, to absorb estimation noise on the real system.
+    """
+
+    band: ProgressBand
+    k_consecutive: int = 2
+    tolerance: float = 0.0
+    next_index: int = 0
+    streak: int = 0
+    log: list[dict] = field(default_factory=list)
+
+    def observe(self, budget_used: int, improvement: float) -> str | None:
+        reason = None
+        while (
+            self.next_index < len(self.band.checkpoints)
+            and budget_used >= self.band.checkpoints[self.next_index]
+        ):
+            i = self.next_index
+            lo, hi = self.band.lower[i], self.band.upper[i]
+            pad = self.tolerance * max(hi - lo, 1e-12)
+            outside = improvement < lo - pad or improvement > hi + pad
+            self.streak = self.streak + 1 if outside else 0
+            self.log.append({
+                "checkpoint": self.band.checkpoints[i], "improvement": float(improvement),
+                "lower": lo, "upper": hi, "outside": bool(outside),
+            })
+            self.next_index += 1
+            if self.streak >= self.k_consecutive:
+                side = "below" if improvement < lo else "above"
+                reason = (
+                    f"real improvement {improvement:.4g} {side} the expected band "
+                    f"[{lo:.4g}, {hi:.4g}] at budget {self.band.checkpoints[i]} "
+                    f"({self.streak} checkpoints in a row)"
+                )
+                self.streak = 0
+        return reason

@@ -1,0 +1,274 @@
+"""Trajectory evaluation on replicas: every solver x replica x macro-replication, with CRN.
+
+SOCRATES stage 2 races the portfolio on cheap replicas. For each replica ``k``:
+
+1. run every solver ``a`` for ``M`` macro-replications (macro-replication ``m`` uses CRN seed
+   ``seed + m`` for every solver, so solvers are compared on paired randomness);
+2. estimate the replica's objective at every recommended design by ``n_postreps`` independent
+   post-replications (one fixed seed, so estimates are paired across designs), never by the
+   solvers' own estimates;
+3. take as the replica's reference optimum ``f*_k`` the best post-replicated value found by any
+   run (SimOpt's convention when the optimum is unknown) and ``f0_k = f̂(x0)``;
+4. turn each trajectory into the normalized gap ``(f(x_t) - f*) / (f(x0) - f*)`` on a grid of
+   budget fractions (sign-aware) and summarize each solver over replicas by the ensemble weights.
+
+Jobs run in parallel with joblib (deterministic: each job's seeds are fixed in advance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simopt import solvers
+from simopt.problem import Problem
+from simopt.schedule import Schedule, execute_schedule
+from simopt.solvers.base import Trajectory, _key
+
+DEFAULT_GRID = np.linspace(0.0, 1.0, 21)
+POSTREP_SEED = 987_654
+
+
+def _run_one(problem: Problem, solver: str, budget: int, x0: np.ndarray, seed: int) -> dict:
+    traj = solvers.get(solver).run(problem, budget, x0=x0, seed=seed)
+    return traj.to_json()
+
+
+def _run_schedule(problem: Problem, schedule: dict, budget: int, x0: np.ndarray, seed: int) -> dict:
+    run = execute_schedule(problem, Schedule.from_json(schedule), budget, x0=x0, seed=seed)
+    return run.trajectory.to_json()
+
+
+def _parallel(jobs: list, n_jobs: int) -> list:
+    if n_jobs == 1 or len(jobs) <= 1:
+        return [fn(*args) for fn, args in jobs]
+    from joblib import Parallel, delayed
+
+    try:
+        return Parallel(n_jobs=n_jobs)(delayed(fn)(*args) for fn, args in jobs)
+    except Exception:  # noqa: BLE001 - unpicklable user replicas: same results, one core
+        return [fn(*args) for fn, args in jobs]
+
+
+def post_replicate(problem: Problem, xs: Sequence[np.ndarray], n_postreps: int) -> dict:
+    """``{design key: mean of n_postreps replications}`` with one fixed CRN seed."""
+    out: dict = {}
+    for x in xs:
+        k = _key(x)
+        if k not in out:
+            out[k] = problem.simulate(x, n_postreps, seed=POSTREP_SEED).mean
+    return out
+
+
+def gap_curve(
+    traj: Trajectory,
+    values: dict,
+    f0: float,
+    fstar: float,
+    sign: float,
+    budget: int,
+    grid: np.ndarray = DEFAULT_GRID,
+) -> np.ndarray:
+    """Normalized gap of the recommended design at each budget fraction of ``grid``.
+
+    ``values`` maps design keys to post-replicated objective values. Before the first
+    recommendation the gap is 1 (the start).
+    """
+    denom = sign * (f0 - fstar)
+    out = np.ones(len(grid))
+    for i, g in enumerate(grid):
+        val = f0
+        for b, x, _ in traj.points:
+            if b <= g * budget + 1e-9:
+                val = values.get(_key(x), val)
+        out[i] = sign * (val - fstar) / denom if denom > 1e-12 else 0.0
+    return out
+
+
+@dataclass
+class SolverSummary:
+    """One solver's normalized-gap statistics on the replica ensemble (weighted)."""
+
+    solver: str
+    mean: list[float]
+    q10: list[float]
+    q50: list[float]
+    q90: list[float]
+    auc: float
+    terminal_gap: float
+    alpha_solve: float  # first budget fraction with mean gap <= alpha (inf: never)
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class PortfolioSummary:
+    """The trajectory summary table the meta-optimizer reads.
+
+    Attributes:
+        grid: budget fractions.
+        solvers: per-solver summaries.
+        refs: per replica ``(f0_k, f*_k)``.
+        curves: solver -> array ``(n_replicas, macroreps, len(grid))`` of gaps.
+        weights: replica weights.
+    """
+
+    grid: list[float]
+    solvers: dict[str, SolverSummary]
+    refs: list[tuple[float, float]]
+    weights: list[float]
+    budget: int
+    curves: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def ranking(self, by: str = "auc") -> list[str]:
+        return sorted(self.solvers, key=lambda s: getattr(self.solvers[s], by))
+
+    def table(self) -> list[dict]:
+        """Rows for display and for the meta-optimizer's prompt."""
+        rows = []
+        for name in self.ranking():
+            s = self.solvers[name]
+            rows.append({
+                "solver": name, "auc": round(s.auc, 4), "terminal_gap": round(s.terminal_gap, 4),
+                "gap_at_20%": round(s.mean[_idx(self.grid, 0.2)], 4),
+                "gap_at_50%": round(s.mean[_idx(self.grid, 0.5)], 4),
+                "alpha_solve": s.alpha_solve,
+            })
+        return rows
+
+    def to_json(self) -> dict:
+        return {
+            "grid": self.grid, "budget": self.budget, "refs": self.refs, "weights": self.weights,
+            "solvers": {k: v.to_json() for k, v in self.solvers.items()},
+            "curves": {k: v.tolist() for k, v in self.curves.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> PortfolioSummary:
+        return cls(
+            grid=list(d["grid"]), budget=int(d["budget"]),
+            refs=[tuple(r) for r in d["refs"]], weights=list(d["weights"]),
+            solvers={k: SolverSummary(**v) for k, v in d["solvers"].items()},
+            curves={k: np.asarray(v) for k, v in d.get("curves", {}).items()},
+        )
+
+
+def _idx(grid: Sequence[float], g: float) -> int:
+    return int(np.argmin(np.abs(np.asarray(grid) - g)))
+
+
+def _weighted_stats(curves: np.ndarray, weights: np.ndarray, alpha: float) -> dict:
+    """curves: (n_replicas, macroreps, G); each replica's runs share its weight."""
+    n_rep, n_mac, n_grid = curves.shape
+    flat = curves.reshape(n_rep * n_mac, n_grid)
+    w = np.repeat(weights / n_mac, n_mac)
+    w = w / w.sum()
+    mean = (w[:, None] * flat).sum(0)
+
+    def wq(q: float) -> np.ndarray:
+        out = np.empty(n_grid)
+        for j in range(n_grid):
+            order = np.argsort(flat[:, j])
+            cw = np.cumsum(w[order])
+            out[j] = flat[order, j][min(np.searchsorted(cw, q - 1e-12), len(cw) - 1)]
+        return out
+
+    grid = np.linspace(0, 1, n_grid)
+    auc = float(np.trapezoid(mean, grid))
+    hit = np.nonzero(mean <= alpha)[0]
+    return {
+        "mean": mean.tolist(), "q10": wq(0.1).tolist(), "q50": wq(0.5).tolist(),
+        "q90": wq(0.9).tolist(), "auc": auc, "terminal_gap": float(mean[-1]),
+        "alpha_solve": float(grid[hit[0]]) if hit.size else float("inf"),
+    }
+
+
+def evaluate_portfolio(
+    replicas: Sequence[Problem],
+    weights: Sequence[float],
+    solver_names: Sequence[str],
+    budget: int,
+    x0: Sequence[float] | np.ndarray | None = None,
+    macroreps: int = 2,
+    seed: int = 0,
+    n_postreps: int = 30,
+    n_jobs: int = 1,
+    alpha: float = 0.1,
+    grid: np.ndarray = DEFAULT_GRID,
+) -> PortfolioSummary:
+    """Race ``solver_names`` on every replica; see the module docstring for the method."""
+    weights_arr = np.asarray(weights, dtype=float)
+    start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
+    jobs = [
+        (_run_one, (rep, a, budget, start[k], seed + m))
+        for k, rep in enumerate(replicas)
+        for a in solver_names
+        for m in range(macroreps)
+    ]
+    results = iter(_parallel(jobs, n_jobs))
+    trajs = {
+        (k, a, m): Trajectory.from_json(next(results))
+        for k in range(len(replicas))
+        for a in solver_names
+        for m in range(macroreps)
+    }
+    refs, curves, values_by_rep = [], {a: [] for a in solver_names}, []
+    for k, rep in enumerate(replicas):
+        xs = [start[k]] + [x for (kk, _, _), t in trajs.items() if kk == k for _, x, _ in t.points]
+        values = post_replicate(rep, xs, n_postreps)
+        values_by_rep.append(values)
+        f0 = values[_key(start[k])]
+        fstar = min(values.values(), key=lambda v: rep.sign * v)
+        refs.append((float(f0), float(fstar)))
+        for a in solver_names:
+            curves[a].append([
+                gap_curve(trajs[k, a, m], values, f0, fstar, rep.sign, budget, grid)
+                for m in range(macroreps)
+            ])
+    summaries, arrays = {}, {}
+    for a in solver_names:
+        arr = np.asarray(curves[a])
+        arrays[a] = arr
+        summaries[a] = SolverSummary(solver=a, **_weighted_stats(arr, weights_arr, alpha))
+    return PortfolioSummary(
+        grid=[float(g) for g in grid], solvers=summaries, refs=refs,
+        weights=weights_arr.tolist(), budget=int(budget), curves=arrays,
+    )
+
+
+def score_schedule(
+    schedule: Schedule,
+    replicas: Sequence[Problem],
+    weights: Sequence[float],
+    refs: Sequence[tuple[float, float]],
+    budget: int,
+    x0: Sequence[float] | np.ndarray | None = None,
+    macroreps: int = 2,
+    seed: int = 0,
+    n_postreps: int = 30,
+    n_jobs: int = 1,
+    alpha: float = 0.1,
+    grid: np.ndarray = DEFAULT_GRID,
+) -> SolverSummary:
+    """Run a schedule on the ensemble and summarize it like a solver (same references)."""
+    start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
+    jobs = [
+        (_run_schedule, (rep, schedule.to_json(), budget, start[k], seed + m))
+        for k, rep in enumerate(replicas)
+        for m in range(macroreps)
+    ]
+    results = iter(_parallel(jobs, n_jobs))
+    curves = []
+    for k, rep in enumerate(replicas):
+        f0, fstar = refs[k]
+        runs = [Trajectory.from_json(next(results)) for _ in range(macroreps)]
+        values = post_replicate(rep, [x for t in runs for _, x, _ in t.points], n_postreps)
+        values[_key(start[k])] = f0
+        curves.append([
+            gap_curve(t, values, f0, fstar, rep.sign, budget, grid) for t in runs
+        ])
+    stats = _weighted_stats(np.asarray(curves), np.asarray(weights, dtype=float), alpha)
+    return SolverSummary(solver=schedule.describe(), **stats)

@@ -244,24 +244,30 @@ def _distinct(xs: list[np.ndarray]) -> list[np.ndarray]:
 # ---- expected-progress bands and deviation detection (SOCRATES stage 3) ----------------------
 
 
-def improvement_at(
-    trajectory: Trajectory, start_estimate: float, checkpoints: Sequence[int], sign: float
-) -> np.ndarray:
-    """Improvement ``sign * (f̂(x_start) - f̂(x_t))`` of the recommended design at each checkpoint.
+class ProgressTracker:
+    """Improvement of the best well-replicated design over the start, as evaluations arrive.
 
-    ``f̂`` is the solver's own running estimate (the sample mean of the recommended design), the
-    same statistic the executor can see on the real system, so bands computed on replicas and
-    observations on the real system are comparable.
+    The same statistic is computed on replicas (for the band) and on the real system, so the
+    two are comparable: ``sign * (mean(start) - best mean among designs with >= min_reps)``,
+    floored at 0. ``start_mean`` defaults to the first evaluated design's mean.
     """
-    out = np.zeros(len(checkpoints))
-    pts = trajectory.points
-    for i, c in enumerate(checkpoints):
-        est = start_estimate
-        for b, _, e in pts:
-            if b <= c and np.isfinite(e):
-                est = e
-        out[i] = sign * (start_estimate - est)
-    return out
+
+    def __init__(self, sign: float, start_mean: float | None = None, min_reps: int = 2):
+        self.sign, self.start_mean, self.min_reps = sign, start_mean, min_reps
+        self.history = History()
+
+    def add(self, x: np.ndarray, values: np.ndarray) -> float:
+        st = self.history.add(x, values)
+        if self.start_mean is None:
+            self.start_mean = st.mean
+        return self.improvement
+
+    @property
+    def improvement(self) -> float:
+        best = self.history.best(self.sign > 0, self.min_reps)
+        if best is None or best.n < self.min_reps or self.start_mean is None:
+            return 0.0
+        return max(0.0, self.sign * (self.start_mean - best.mean))
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -313,7 +319,8 @@ def expected_progress_band(
     quantiles: tuple[float, float] = (0.1, 0.9),
 ) -> ProgressBand:
     """Run ``schedule`` on every replica ``macroreps`` times and take weighted quantiles of the
-    improvement over the start at ``n_checkpoints`` evenly spaced budgets.
+    improvement over the start (:class:`ProgressTracker`) at ``n_checkpoints`` evenly spaced
+    budgets.
 
     Each replica's runs get weight ``w_k / macroreps``.
     """
@@ -321,10 +328,22 @@ def expected_progress_band(
     rows, ws = [], []
     for k, (rep, w) in enumerate(zip(replicas, weights, strict=True)):
         for m in range(macroreps):
-            run = execute_schedule(rep, schedule, budget, x0=x0, seed=seed + 1000 * k + m)
-            st = run.history.get(rep.project(x0))
-            start = st.mean if st is not None else run.trajectory.points[0][2]
-            rows.append(improvement_at(run.trajectory, start, checkpoints, rep.sign))
+            tracker = ProgressTracker(rep.sign)
+            seen = np.zeros(len(checkpoints))
+
+            def on_eval(x, values, used, tracker=tracker, seen=seen):
+                imp = tracker.add(x, values)
+                for i, c in enumerate(checkpoints):
+                    if used <= c:
+                        seen[i] = imp  # the last value at or before checkpoint c
+
+            run = execute_schedule(
+                rep, schedule, budget, x0=x0, seed=seed + 1000 * k + m, on_evaluate=on_eval
+            )
+            # a schedule that ended early keeps its final improvement at later checkpoints
+            late = np.asarray(checkpoints) > run.budget_used
+            seen[late] = tracker.improvement
+            rows.append(seen.copy())
             ws.append(w / macroreps)
     arr, wv = np.array(rows), np.array(ws, dtype=float)
     lo = [_weighted_quantile(arr[:, i], wv, quantiles[0]) for i in range(len(checkpoints))]

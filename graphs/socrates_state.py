@@ -1,0 +1,107 @@
+"""State, run settings and context of the SOCRATES graph (the graph itself is in socrates.py)."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from simopt import solvers
+
+DEFAULT_SOLVERS = [
+    "random_search", "gp_bo", "spsa", "nelder_mead", "cmaes", "trust_region",
+    "integer_local_search",
+]
+
+
+class SocratesConfig(BaseModel):
+    """Run settings of one SOCRATES run (all budgets in real-system replications)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: int = Field(..., ge=10, le=10_000_000, description="Total real-system replications.")
+    seed: int = Field(0, ge=0, description="Seed of every random choice in the run.")
+    data_fraction: float = Field(
+        0.3, gt=0, lt=0.9, description="Share of the budget spent collecting replica data."
+    )
+    reps_per_design: int = Field(5, ge=2, le=1000, description="Replications per data design.")
+    n_replicas: int = Field(3, ge=1, le=20, description="Replicas kept in the ensemble (top K).")
+    use_skeleton: bool = Field(True, description="Guide replicas by the causal skeleton.")
+    solvers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SOLVERS), description="The portfolio to race."
+    )
+    macroreps: int = Field(2, ge=1, le=50, description="Macro-replications per solver/replica.")
+    n_postreps: int = Field(30, ge=5, le=2000, description="Post-replications per design.")
+    rounds: int = Field(4, ge=1, le=20, description="Meta-optimizer rounds.")
+    score: Literal["auc", "terminal", "mixed"] = Field(
+        "mixed", description="How schedules are scored on the replicas."
+    )
+    final_selection: float = Field(
+        0.0, ge=0, le=0.3, description="Budget share for a final selection among incumbents."
+    )
+    n_checkpoints: int = Field(5, ge=2, le=50, description="Progress checks during execution.")
+    deviation_k: int = Field(2, ge=1, le=10, description="Out-of-band checks in a row to re-plan.")
+    band_tolerance: float = Field(0.25, ge=0, le=10, description="Band widening, share of width.")
+    max_replans: int = Field(2, ge=0, le=10, description="Re-plans allowed.")
+    replan: bool = Field(True, description="Re-plan when real progress leaves the band.")
+    approve: bool = Field(False, description="Pause for human approval before execution.")
+    n_jobs: int = Field(1, ge=1, le=256, description="Parallel workers for replica races.")
+
+    @field_validator("solvers")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [s for s in v if s not in solvers.names()]
+        if unknown:
+            raise ValueError(f"unknown solvers {unknown}; known: {solvers.names()}")
+        if not v:
+            raise ValueError("give at least one solver")
+        return list(dict.fromkeys(v))
+
+    @property
+    def data_budget(self) -> int:
+        return int(round(self.data_fraction * self.budget))
+
+
+class SocratesState(TypedDict, total=False):
+    """The graph's state: JSON-able values only, with explicit loop counters.
+
+    Heavy objects (the replica ensemble) are rebuilt deterministically from ``data`` and cached
+    per process, so a resumed run needs nothing but this state and the evaluation journal.
+    """
+
+    problem_name: str  # built-in name or "path.py:factory"
+    config: dict  # SocratesConfig
+    problem: dict  # Problem.to_dict()
+    skeleton: dict | None  # CausalSkeleton JSON
+    skeleton_info: dict
+    data_used: int  # real replications spent on replica data
+    ensemble: dict  # weights, scores and descriptions of the replicas
+    portfolio: dict  # PortfolioSummary JSON on the replicas
+    tried: list  # [[schedule JSON, score], ...] scored by the meta-optimizer
+    round: int  # meta-optimizer loop counter
+    schedule: dict  # the best schedule so far (JSON)
+    band: dict  # ProgressBand JSON for the schedule being executed
+    execution: dict  # trajectory, history, budget used, segments, incumbent
+    replans: list  # [{budget, reason, old, new}]
+    approved: bool
+    result: dict
+    events: Annotated[list, operator.add]  # what each node decided, in order
+
+
+@dataclass
+class SocratesContext:
+    """Per-invocation objects that are not JSON (passed as ``context=`` to invoke/stream).
+
+    Attributes:
+        problem: the real system; when None it is loaded from ``state["problem_name"]``.
+        llm: an LLM instance or spec ("offline", "openai:MODEL").
+        run_dir: where the journal, plots and report are written.
+    """
+
+    problem: Any = None
+    llm: Any = None
+    run_dir: Path | None = None
+    cache: dict = field(default_factory=dict)

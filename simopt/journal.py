@@ -45,12 +45,21 @@ class JournaledProblem(Problem):
         self.replayed_replications = 0
         self._entries: dict[str, dict] = {}
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a torn last line from a crash mid-write: everything before it counts
-                self._entries[row["key"]] = row
+            good = 0
+            with open(self.path, "rb") as fh:
+                for line in fh:
+                    try:
+                        row = json.loads(line)
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        break  # a torn last line from a crash mid-write
+                    if not line.endswith(b"\n"):
+                        break
+                    self._entries[row["key"]] = row
+                    good += len(line)
+            if good < self.path.stat().st_size:
+                # drop the torn tail so the next append starts on a clean line
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(good)
 
     @property
     def observables(self) -> list[str]:  # type: ignore[override]

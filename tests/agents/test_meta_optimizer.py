@@ -1,0 +1,78 @@
+"""Meta-optimizer: curve composition, the offline search, validation and repair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.meta_optimizer import (
+    ScheduleProposal,
+    SegmentProposal,
+    offline_meta_optimizer,
+    predict_curve,
+    propose_schedule,
+    score_curve,
+    validate_proposal,
+)
+from simopt.portfolio import PortfolioSummary, SolverSummary
+
+GRID = np.linspace(0, 1, 11)
+
+
+def _summary() -> PortfolioSummary:
+    # "fast" drops quickly then stalls at 0.5; "slow" creeps down linearly to 0.2
+    fast = np.where(GRID <= 0.2, 1 - 2.5 * GRID, 0.5)
+    slow = 1 - 0.8 * GRID
+    sols = {}
+    for name, c in (("random_search", fast), ("nelder_mead", slow)):
+        sols[name] = SolverSummary(name, c.tolist(), c.tolist(), c.tolist(), c.tolist(),
+                                   float(np.trapezoid(c, GRID)), float(c[-1]), float("inf"))
+    return PortfolioSummary(GRID.tolist(), sols, [(1.0, 0.0)], [1.0], budget=100)
+
+
+def test_predicted_curve_composes_relative_progress():
+    s = _summary()
+    c = predict_curve([("random_search", 0.2), ("nelder_mead", 0.8)], s)
+    assert c[0] == pytest.approx(1.0)
+    assert c[2] == pytest.approx(0.5)  # end of the first segment
+    # then nelder_mead removes the same share of the remaining gap as it does from x0
+    assert c[-1] == pytest.approx(0.5 * (1 - 0.8 * 0.8))
+    single = predict_curve([("nelder_mead", 1.0)], s)
+    assert np.allclose(single, s.solvers["nelder_mead"].mean)
+
+
+def test_offline_search_prefers_the_composite_and_skips_tried():
+    s = _summary()
+    ctx = {"summary": s, "tried": [], "score": "mixed"}
+    first = offline_meta_optimizer([], ScheduleProposal, ctx)
+    names = [g.solver for g in first.segments]
+    assert names == ["random_search", "nelder_mead"]  # fast start, then the steady solver
+    pred_first = score_curve(predict_curve([(g.solver, g.fraction) for g in first.segments], s),
+                             GRID, "mixed")
+    for single in ("random_search", "nelder_mead"):
+        assert pred_first < score_curve(np.asarray(s.solvers[single].mean), GRID, "mixed")
+    tried = [({"segments": [g.model_dump() | {"options": {}} for g in first.segments],
+               "final_selection": 0.0}, 0.3)]
+    second = offline_meta_optimizer([], ScheduleProposal, {**ctx, "tried": tried})
+    assert [(g.solver, round(g.fraction, 6)) for g in second.segments] != [
+        (g.solver, round(g.fraction, 6)) for g in first.segments
+    ]
+
+
+def test_validation_names_what_to_fix():
+    prop = ScheduleProposal(segments=[SegmentProposal(solver="bayes", fraction=0.5)])
+    sched, errors = validate_proposal(prop, ["spsa", "gp_bo"], integer_problem=False)
+    assert sched is None and "unknown solver 'bayes'" in errors[0] and "spsa" in errors[0]
+    with pytest.raises(ValueError):
+        ScheduleProposal.model_validate({"segments": [{"solver": "spsa", "fraction": 3}]})
+    fine = ScheduleProposal(segments=[SegmentProposal(solver="spsa", fraction=0.6),
+                                      SegmentProposal(solver="gp_bo", fraction=0.6)])
+    sched, errors = validate_proposal(fine, ["spsa", "gp_bo"], integer_problem=False)
+    assert not errors and [g.fraction for g in sched.segments] == [0.5, 0.5]
+
+
+def test_offline_round_trip_through_propose_schedule():
+    sched, info = propose_schedule({"name": "toy", "description": "t"}, _summary(), [])
+    assert info["fallback"] is None
+    assert [g.solver for g in sched.segments] == ["random_search", "nelder_mead"]
+    assert sum(g.fraction for g in sched.segments) == pytest.approx(1.0)

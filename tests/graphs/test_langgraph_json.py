@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,6 +17,7 @@ def test_every_graph_in_langgraph_json_imports():
         path, attr = target.split(":")
         mod_spec = importlib.util.spec_from_file_location(f"lg_{name}", ROOT / path)
         module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[mod_spec.name] = module  # as langgraph's loader does
         mod_spec.loader.exec_module(module)
         graph = getattr(module, attr)
         assert hasattr(graph, "invoke") and hasattr(graph, "get_graph"), name

@@ -765,13 +765,16 @@ def _with_schema_prompt(messages: Messages, schema: type[BaseModel]) -> Messages
 # --------------------------------------------------------------------------------------------
 
 
-def get_llm(spec: str | LLM | None = None) -> LLM:
+def get_llm(spec: str | LLM | None = None, **options: Any) -> LLM:
     """Build the LLM backend a spec names.
 
     Args:
         spec: None or ``"offline"`` for :class:`OfflineLLM`; ``"openai:MODEL"`` for
             :class:`OpenAICompatibleLLM` at ``OPENAI_BASE_URL`` with ``OPENAI_API_KEY`` (a
             placeholder key when unset, for local servers); or an LLM instance, returned as is.
+        **options: keyword arguments of :class:`OpenAICompatibleLLM` (``timeout``,
+            ``max_retries``, ``max_repairs``, ``temperature``, ...) for an ``openai:`` spec;
+            ignored by the offline backend and by instances, so callers can always pass them.
 
     Raises:
         InputError: any other spec.
@@ -794,6 +797,7 @@ def get_llm(spec: str | LLM | None = None) -> LLM:
             model.strip(),
             base_url=os.environ.get("OPENAI_BASE_URL") or None,
             api_key=os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY,
+            **options,
         )
     raise InputError(
         f"llm: unknown spec {spec!r}; use 'offline' (deterministic, no network) or "

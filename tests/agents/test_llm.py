@@ -360,7 +360,11 @@ def test_get_llm_specs(monkeypatch, llm_server):
     assert online.client.api_key == llm_mod.PLACEHOLDER_API_KEY
     llm_server.enqueue(reply("pong"))
     assert online.text(MESSAGES, role="ping") == "pong"
-    assert get_llm(online) is online
+    assert get_llm(online, timeout=3.0) is online
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    tuned = get_llm("openai:m", timeout=3.0, max_repairs=0)
+    assert (tuned.timeout, tuned.max_repairs, tuned.client.api_key) == (3.0, 0, "sk-test")
+    assert isinstance(get_llm("offline", timeout=3.0), OfflineLLM)
 
 
 @pytest.mark.parametrize("spec", ["gpt-4o", "openai:", "anthropic:claude", "", 42])
@@ -372,3 +376,29 @@ def test_get_llm_rejects_bad_specs(spec):
 def test_bad_constructor_values_are_input_errors():
     with pytest.raises(InputError, match="timeout"):
         OpenAICompatibleLLM("m", base_url="http://127.0.0.1:1/v1", timeout=0)
+
+
+def test_backoff_doubles_honours_retry_after_and_is_capped():
+    llm = OpenAICompatibleLLM("m", base_url="http://127.0.0.1:1/v1", backoff_s=0.5, max_backoff_s=4)
+
+    class Response:
+        def __init__(self, retry_after):
+            self.headers = {"retry-after": retry_after} if retry_after else {}
+
+    class Failure(Exception):
+        def __init__(self, retry_after=None):
+            self.response = Response(retry_after)
+
+    assert [llm._backoff(k, Failure()) for k in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert llm._backoff(1, Failure("3")) == 3.0
+    assert llm._backoff(1, Failure("60")) == 4.0
+    assert llm._backoff(2, Failure("Wed, 21 Oct 2015 07:28:00 GMT")) == 1.0
+    assert llm._backoff(1, ConnectionError()) == 0.5
+
+
+def test_fake_server_lists_models_for_the_sdk(llm_server):
+    import openai
+
+    client = openai.OpenAI(base_url=llm_server.base_url, api_key="k", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["fake-model"]
+    assert llm_server.requests == []  # only chat requests are recorded

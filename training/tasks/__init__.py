@@ -1,0 +1,5 @@
+"""Synthetic tasks (generated offline from a seed) and their rewards.
+
+- :mod:`training.tasks.arithmetic`: ``"12+7="`` -> ``"19"``; generator, checker, preference pairs.
+- :mod:`training.tasks.bandit`: the MallowsPO dispersion bandit (Mallows preferences over arms).
+"""

@@ -1,0 +1,359 @@
+"""The one training loop every trainer (preference, distillation, diffusion) runs.
+
+An algorithm supplies a small object (:class:`Algorithm`): its trainable ``model``, how to draw
+the next micro-batch, and the loss on it. The loop owns everything else, in this order per step:
+
+    for micro-batch in 1..grad_accum:  batch -> loss -> check finite -> backward(loss / grad_accum)
+    clip grad norm -> check finite -> optimizer.step -> scheduler.step -> zero_grad
+    metrics row -> maybe evaluate -> maybe checkpoint
+
+Devices and DDP go through ``accelerate`` (CPU here, CUDA where present). Checkpoints hold the
+model, optimizer, scheduler, every RNG state, the step and the algorithm's own data position,
+so resuming continues bit-identically on CPU. On resume ``metrics.jsonl`` is cut back to the
+checkpoint step so no row is written twice. A non-finite loss or gradient stops the run with
+:class:`NonFiniteLossError`; the last good checkpoint is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from simopt.errors import InputError, SocratesError
+from training.config import RunConfig
+
+CHECKPOINT_RE = re.compile(r"^step_(\d+)\.pt$")
+SUMMED_METRICS = ("perf/tokens",)  # summed over micro-batches; every other metric is averaged
+
+
+class NonFiniteLossError(SocratesError):
+    """The loss or the gradient norm became NaN/inf; the run stopped at the last good state."""
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """What a trainer gives the loop.
+
+    Attributes:
+        model: the trainable module. The loop replaces it by the ``accelerate``-prepared module
+            (DDP-wrapped when distributed) before the first step; use ``self.model`` for forwards.
+    """
+
+    model: nn.Module
+
+    def setup(self, accelerator: Any) -> None:
+        """Move auxiliary models/tensors (reference, teacher) to ``accelerator.device``."""
+
+    def next_batch(self, step: int, rng: np.random.Generator) -> Any:
+        """The next micro-batch. Must be a function of the algorithm's state and ``rng`` only."""
+
+    def compute_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar mean loss of the micro-batch (with grad) and float metrics (``loss/*`` ...)."""
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out metrics, namespaced ``eval/*``; empty dict when there is nothing to do."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The algorithm's own resumable state (data position, caches' keys ...)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed python/numpy/torch global RNGs for the run and restore the caller's afterwards.
+
+    Libraries inside the run (dropout, peft init) draw from global generators; this makes them
+    reproducible without leaking a global seed into the calling program.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def make_accelerator(cfg: RunConfig) -> Any:
+    """An ``accelerate.Accelerator`` for the config's device and precision."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device: cuda was asked for but no CUDA device is visible; use auto")
+    kwargs = dict(
+        cpu=cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()),
+        mixed_precision="bf16" if cfg.precision == "bf16" else "no",
+    )
+    try:
+        return Accelerator(**kwargs)
+    except ValueError:
+        # A previous run in this process fixed another precision; single-process state only.
+        AcceleratorState._reset_state(reset_partial_state=True)
+        return Accelerator(**kwargs)
+
+
+def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """Linear warmup then constant / cosine / linear decay (``transformers.get_scheduler``)."""
+    from transformers import get_scheduler
+
+    name = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
+    return get_scheduler(
+        name[cfg.schedule.kind],
+        optimizer,
+        num_warmup_steps=cfg.schedule.warmup_steps,
+        num_training_steps=cfg.max_steps,
+    )
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest ``checkpoints/step_N.pt`` of a run folder, or None."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if not ckpt_dir.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.jsonl`` file (empty list if missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class TrainingLoop:
+    """Runs ``algorithm`` for ``cfg.max_steps`` optimizer steps, writing into ``run_dir``.
+
+    Args:
+        cfg: the validated run config (common part is all the loop reads).
+        algorithm: the algorithm object (see :class:`Algorithm`).
+        run_dir: folder for ``metrics.jsonl`` and ``checkpoints/``.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, cfg: RunConfig, algorithm: Algorithm, run_dir: str | Path,
+                 progress: bool = False):
+        self.cfg = cfg
+        self.algorithm = algorithm
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.last_checkpoint: Path | None = None
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, float]:
+        """Train; return the last metrics row merged with the last evaluation."""
+        cfg = self.cfg
+        with isolated_rng(cfg.seed):
+            accelerator = make_accelerator(cfg)
+            algo = self.algorithm
+            algo.setup(accelerator)
+            model = accelerator.prepare_model(algo.model)
+            algo.model = model
+            params = [p for p in model.parameters() if p.requires_grad]
+            if not params:
+                raise SocratesError("the model has no trainable parameters")
+            optimizer = torch.optim.AdamW(
+                params,
+                lr=cfg.optimizer.lr,
+                betas=cfg.optimizer.betas,
+                eps=cfg.optimizer.eps,
+                weight_decay=cfg.optimizer.weight_decay,
+            )
+            optimizer = accelerator.prepare_optimizer(optimizer)
+            scheduler = make_scheduler(cfg, optimizer)
+            rng = np.random.default_rng(cfg.seed)
+
+            start_step = 0
+            if cfg.resume and (ckpt := latest_checkpoint(self.run_dir)) is not None:
+                start_step = self._load(ckpt, accelerator, model, optimizer, scheduler, rng)
+            elif self.metrics_path.exists() and accelerator.is_main_process:
+                self.metrics_path.unlink()  # a fresh run in a reused folder starts a fresh file
+            writer = _tensorboard_writer(self.run_dir) if accelerator.is_main_process else None
+
+            last: dict[str, float] = {}
+            last_eval: dict[str, float] = {}
+            bar = _progress_bar(cfg.max_steps, start_step, self.progress)
+            try:
+                for step in range(start_step + 1, cfg.max_steps + 1):
+                    row = self._train_step(step, accelerator, model, params, optimizer,
+                                           scheduler, rng)
+                    evaluated = (cfg.eval_every and step % cfg.eval_every == 0) or (
+                        step == cfg.max_steps
+                    )
+                    if evaluated:
+                        model.eval()
+                        with torch.no_grad():
+                            last_eval = algo.evaluate()
+                        row.update(last_eval)
+                    if step % cfg.log_every == 0 or step == cfg.max_steps or evaluated:
+                        self._write_row(row, accelerator, writer)
+                    if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps:
+                        self._save(step, accelerator, model, optimizer, scheduler, rng)
+                    last = row
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{row['loss/total']:.4f}")
+            finally:
+                if bar is not None:
+                    bar.close()
+                if writer is not None:
+                    writer.close()
+            accelerator.wait_for_everyone()
+        return {**last, **last_eval}
+
+    def _train_step(self, step, accelerator, model, params, optimizer, scheduler, rng):
+        cfg, algo = self.cfg, self.algorithm
+        model.train()
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        lr = scheduler.get_last_lr()[0]
+        for micro in range(cfg.grad_accum):
+            batch = algo.next_batch(step, rng)
+            last_micro = micro == cfg.grad_accum - 1
+            sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
+            with sync:
+                loss, metrics = algo.compute_loss(batch)
+                if not torch.isfinite(loss.detach()).all():
+                    self._fail(step, f"loss/total is {loss.item()} (micro-batch {micro + 1})")
+                accelerator.backward(loss / cfg.grad_accum)
+            sums["loss/total"] = sums.get("loss/total", 0.0) + float(loss.detach())
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        if cfg.max_grad_norm is not None:
+            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+        else:
+            grads = [p.grad.detach().norm() for p in params if p.grad is not None]
+            grad_norm = torch.stack(grads).norm() if grads else torch.zeros(())
+        grad_norm = float(grad_norm)
+        if not np.isfinite(grad_norm):
+            self._fail(step, f"the gradient norm is {grad_norm}")
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        elapsed = time.perf_counter() - t0
+        row: dict[str, Any] = {"step": step}
+        for k, v in sums.items():
+            row[k] = v if k in SUMMED_METRICS else v / cfg.grad_accum
+        row["optim/lr"] = lr
+        row["optim/grad_norm"] = grad_norm
+        row["perf/step_time_s"] = elapsed
+        if "perf/tokens" in row:
+            row["perf/tokens_per_s"] = row["perf/tokens"] / max(elapsed, 1e-9)
+        return row
+
+    def _fail(self, step: int, what: str) -> None:
+        keep = self.last_checkpoint or latest_checkpoint(self.run_dir)
+        kept = f"last good checkpoint kept: {keep}" if keep else "no checkpoint was saved yet"
+        raise NonFiniteLossError(
+            f"training diverged at step {step}: {what}; stopped. {kept}. Lower optimizer.lr, "
+            "set max_grad_norm, or use precision: fp32"
+        )
+
+    # -- metrics --------------------------------------------------------------------------------
+
+    def _write_row(self, row: dict[str, Any], accelerator: Any, writer: Any) -> None:
+        if not accelerator.is_main_process:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self.metrics_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for k, v in row.items():
+                if k != "step":
+                    writer.add_scalar(k, v, row["step"])
+
+    def _truncate_metrics(self, step: int) -> None:
+        rows = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= step]
+        tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, self.metrics_path)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _save(self, step, accelerator, model, optimizer, scheduler, rng) -> None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return
+        state = {
+            "step": step,
+            "model": accelerator.unwrap_model(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "loop": rng.bit_generator.state,
+            },
+            "algorithm": self.algorithm.state_dict(),
+            "config": self.cfg.model_dump(mode="json"),
+        }
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        path = self.ckpt_dir / f"step_{step}.pt"
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+        self.last_checkpoint = path
+        found = sorted(
+            (int(m.group(1)), p) for p in self.ckpt_dir.iterdir()
+            if (m := CHECKPOINT_RE.match(p.name))
+        )
+        for _, old in found[: -self.cfg.keep_checkpoints]:
+            old.unlink()
+
+    def _load(self, path, accelerator, model, optimizer, scheduler, rng) -> int:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        rng.bit_generator.state = state["rng"]["loop"]
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.last_checkpoint = Path(path)
+        if accelerator.is_main_process:
+            self._truncate_metrics(state["step"])
+        return int(state["step"])
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+def _tensorboard_writer(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))

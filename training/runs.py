@@ -1,0 +1,337 @@
+"""Run folders, the SQLite run registry, comparisons, and executors.
+
+Every run gets a folder ``<runs dir>/<run id>/`` (runs dir: ``./runs`` or
+``$SOCRATES_RUNS_DIR``) holding ``config.yaml``, ``metrics.jsonl``, ``checkpoints/`` and
+``summary.json``, and one row in ``<runs dir>/registry.sqlite`` (WAL mode, busy timeout, one
+short-lived connection per operation, so threads and processes can write at once).
+
+Executors launch many configs: :class:`LocalExecutor` runs ``python -m training run CONFIG`` in
+subprocesses, at most ``max_workers`` at a time. A cluster executor (Ray) plugs in by adding a
+class with the same ``run(config_paths, overrides)`` method to :data:`EXECUTORS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from simopt.errors import InputError
+
+Status = Literal["queued", "running", "finished", "failed"]
+STATUSES = ("queued", "running", "finished", "failed")
+KEY_METRIC_PREFIXES = ("loss/", "reward/", "eval/", "dispersion/")
+LOG_TAIL_CHARS = 4000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    algorithm TEXT NOT NULL,
+    name TEXT,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL,
+    started TEXT,
+    ended TEXT,
+    config_path TEXT,
+    output_dir TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    error TEXT
+)
+"""
+
+
+def runs_dir() -> Path:
+    """The runs directory: ``$SOCRATES_RUNS_DIR`` or ``./runs``."""
+    return Path(os.environ.get("SOCRATES_RUNS_DIR") or "runs")
+
+
+def new_run_id(algorithm: str) -> str:
+    """``<algorithm>-<UTC yyyymmdd-hhmmss>-<6 hex>``, unique across processes."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{algorithm.replace('+', 'plus')}-{stamp}-{secrets.token_hex(3)}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def key_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite float metrics worth keeping in the registry row."""
+    out = {}
+    for k, v in metrics.items():
+        if k.startswith(KEY_METRIC_PREFIXES) and isinstance(v, int | float):
+            v = float(v)
+            if v == v and abs(v) != float("inf"):
+                out[k] = v
+    return out
+
+
+@dataclass
+class RunRecord:
+    """One registry row."""
+
+    id: str
+    algorithm: str
+    status: str
+    created: str
+    name: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    config_path: str | None = None
+    output_dir: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+class RunRegistry:
+    """The SQLite registry of runs.
+
+    Args:
+        path: database file; default ``<runs dir>/registry.sqlite``.
+        timeout_s: how long a writer waits for a lock held by another writer.
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout_s: float = 60.0):
+        self.path = Path(path) if path is not None else runs_dir() / "registry.sqlite"
+        self.timeout_s = timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout_s)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _write(self, sql: str, params: tuple) -> None:
+        conn = self._connect()
+        try:
+            with conn:  # one transaction, committed on exit
+                conn.execute(sql, params)
+        finally:
+            conn.close()
+
+    def create(self, run_id: str, algorithm: str, *, status: Status = "queued",
+               config_path: str | None = None, output_dir: str | None = None,
+               name: str | None = None) -> None:
+        """Insert a row, or reset an existing one (a resumed run keeps its id)."""
+        started = _now() if status == "running" else None
+        self._write(
+            "INSERT INTO runs (id, algorithm, name, status, created, started, config_path, "
+            "output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "status=excluded.status, started=COALESCE(excluded.started, runs.started), "
+            "ended=NULL, error=NULL, config_path=excluded.config_path, "
+            "output_dir=excluded.output_dir",
+            (run_id, algorithm, name, status, _now(), started, config_path, output_dir),
+        )
+
+    def set_status(self, run_id: str, status: Status, *, metrics: dict[str, Any] | None = None,
+                   error: str | None = None) -> None:
+        """Move a run to ``status``; ``running`` stamps ``started``, the end states ``ended``."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        sets, params = ["status = ?"], [status]
+        if status == "running":
+            sets.append("started = ?")
+            params.append(_now())
+        if status in ("finished", "failed"):
+            sets.append("ended = ?")
+            params.append(_now())
+        if metrics is not None:
+            sets.append("metrics = ?")
+            params.append(json.dumps(key_metrics(metrics)))
+        if error is not None:
+            sets.append("error = ?")
+            params.append(error)
+        self._write(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*params, run_id))
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run with this id (or unique id prefix)."""
+        conn = self._connect()
+        try:
+            rows = conn.execute("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
+                                (run_id, run_id.replace("%", "") + "%")).fetchall()
+        finally:
+            conn.close()
+        exact = [r for r in rows if r["id"] == run_id]
+        rows = exact or rows
+        if not rows:
+            raise InputError(f"no run {run_id!r} in {self.path}; see `socrates runs list`")
+        if len(rows) > 1:
+            raise InputError(f"run id prefix {run_id!r} is ambiguous ({len(rows)} runs); give "
+                             "more characters")
+        return _record(rows[0])
+
+    def list(self, status: str | None = None, algorithm: str | None = None,
+             limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally filtered."""
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if algorithm is not None:
+            where.append("algorithm = ?")
+            params.append(algorithm)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY created DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        conn = self._connect()
+        try:
+            return [_record(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    d = dict(row)
+    d["metrics"] = json.loads(d.get("metrics") or "{}")
+    return RunRecord(**d)
+
+
+def show(run_id: str, registry: RunRegistry | None = None) -> dict[str, Any]:
+    """Registry row plus ``summary.json`` and the last metrics row of a run."""
+    from training.loop import read_metrics
+
+    registry = registry or RunRegistry()
+    rec = registry.get(run_id)
+    out: dict[str, Any] = {"record": rec.__dict__}
+    if rec.output_dir:
+        summary = Path(rec.output_dir) / "summary.json"
+        if summary.is_file():
+            out["summary"] = json.loads(summary.read_text())
+        rows = read_metrics(Path(rec.output_dir) / "metrics.jsonl")
+        out["last_metrics"] = rows[-1] if rows else {}
+    return out
+
+
+def compare(run_ids: list[str], metric: str = "loss/total", out_path: str | Path | None = None,
+            registry: RunRegistry | None = None) -> tuple[list[dict[str, Any]], Path]:
+    """Final value of ``metric`` per run and a PNG of it over steps (one line per run).
+
+    Returns:
+        ``(rows, plot_path)``; rows hold ``id``, ``algorithm``, ``status``, ``final``, ``steps``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training.loop import read_metrics
+
+    if not run_ids:
+        raise InputError("compare needs at least one run id")
+    registry = registry or RunRegistry()
+    records = [registry.get(r) for r in run_ids]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    rows = []
+    for rec in records:
+        metrics = read_metrics(Path(rec.output_dir or "") / "metrics.jsonl")
+        points = [(r["step"], r[metric]) for r in metrics if metric in r]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=f"{rec.id} ({rec.algorithm})")
+        rows.append({"id": rec.id, "algorithm": rec.algorithm, "status": rec.status,
+                     "final": points[-1][1] if points else None, "steps": len(points)})
+    if all(r["steps"] == 0 for r in rows):
+        plt.close(fig)
+        raise InputError(f"metric {metric!r} is not in any of these runs; pick one from "
+                         "`socrates runs show ID` (e.g. loss/total, reward/accuracy)")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if out_path is None:
+        safe = metric.replace("/", "_")
+        out_path = registry.path.parent / "comparisons" / f"{safe}-{'-vs-'.join(run_ids)[:120]}.png"
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
+    return rows, out_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Executors
+
+
+@dataclass
+class ExecutionResult:
+    """Outcome of one launched config."""
+
+    config_path: str
+    run_id: str
+    status: Status
+    returncode: int
+    log_tail: str = ""
+
+
+class LocalExecutor:
+    """Run configs as ``python -m training run CONFIG --run-id ID`` subprocesses.
+
+    Each run is registered as ``queued`` first; the child marks it ``running`` and then
+    ``finished``/``failed``. A child that dies without doing so (killed, crashed interpreter)
+    is marked ``failed`` here with its log tail. One failure never stops the others.
+
+    Args:
+        max_workers: concurrent subprocesses; default the number of CPU cores.
+        registry: where rows go (default: the runs dir registry).
+        env: extra environment variables for the children.
+    """
+
+    def __init__(self, max_workers: int | None = None, registry: RunRegistry | None = None,
+                 env: dict[str, str] | None = None):
+        self.max_workers = max(1, max_workers or os.cpu_count() or 1)
+        self.registry = registry or RunRegistry()
+        self.env = env or {}
+
+    def run(self, config_paths: list[str | Path],
+            overrides: list[str] | None = None) -> list[ExecutionResult]:
+        """Launch every config; return their results in input order."""
+        from training.config import load_config
+
+        jobs = []
+        for path in config_paths:
+            cfg = load_config(path, overrides)  # fail fast on a bad config, before launching
+            run_id = new_run_id(cfg.algorithm)
+            self.registry.create(run_id, cfg.algorithm, status="queued",
+                                 config_path=str(path), name=cfg.name)
+            jobs.append((str(path), run_id))
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            futures = [pool.submit(self._run_one, path, run_id, overrides or [])
+                       for path, run_id in jobs]
+            return [f.result() for f in futures]
+
+    def _run_one(self, path: str, run_id: str, overrides: list[str]) -> ExecutionResult:
+        cmd = [sys.executable, "-m", "training", "run", path, "--run-id", run_id]
+        for item in overrides:
+            cmd += ["--set", item]
+        env = {**os.environ, "SOCRATES_RUNS_DIR": str(self.registry.path.parent), **self.env}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        tail = (proc.stdout + proc.stderr)[-LOG_TAIL_CHARS:]
+        status: Status = "finished" if proc.returncode == 0 else "failed"
+        if status == "failed":  # the child may have died before recording it: record it here
+            self.registry.set_status(run_id, "failed", error=tail)
+        return ExecutionResult(path, run_id, status, proc.returncode,
+                               tail if status == "failed" else "")
+
+
+EXECUTORS: dict[str, type] = {"local": LocalExecutor}
+
+
+def get_executor(name: str = "local", **kwargs: Any) -> Any:
+    """An executor by name (``local``; ``ray`` arrives with the cluster issue)."""
+    if name not in EXECUTORS:
+        raise InputError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
+    return EXECUTORS[name](**kwargs)
+

@@ -74,32 +74,41 @@ def _exact_objective_gradient(student, teacher, divergence) -> torch.Tensor:
     return grad
 
 
-def _per_sequence_surrogate_grads(student, teacher, divergence, estimator, gamma):
-    """(27, P) gradient of opd_policy_loss on each sequence alone (ratio = 1, n = 1)."""
+def _per_sequence_surrogate_losses(student, teacher, divergence, estimator, gamma):
+    """(27,) opd_policy_loss of each sequence alone (ratio = 1, n = 1) and (27,) P(y)."""
     _, logp = _token_logps(student)
     _, logq = _token_logps(teacher)
     mask = torch.ones_like(logp)
     adv = opd_advantages(
         logp, logq, mask, divergence, estimator=estimator, gamma=gamma, clip_log_ratio=NO_CLIP
     )
-    grads = []
-    for i in range(len(SEQUENCES)):
-        loss, _ = opd_policy_loss(
-            logp[i : i + 1],
-            logp[i : i + 1].detach(),
-            adv[i : i + 1],
-            mask[i : i + 1],
-            normalizer=1.0,
-        )
-        (g,) = torch.autograd.grad(loss, student, retain_graph=True)
-        grads.append(g.flatten())
-    probs = logp.sum(-1).exp().detach()
+    losses = torch.stack(
+        [
+            opd_policy_loss(
+                logp[i : i + 1],
+                logp[i : i + 1].detach(),
+                adv[i : i + 1],
+                mask[i : i + 1],
+                normalizer=1.0,
+            )[0]
+            for i in range(len(SEQUENCES))
+        ]
+    )
+    return losses, logp.sum(-1).exp().detach()
+
+
+def _per_sequence_surrogate_grads(student, teacher, divergence, estimator, gamma):
+    """(27, P) gradient of each sequence's surrogate loss, and (27,) P(y)."""
+    losses, probs = _per_sequence_surrogate_losses(student, teacher, divergence, estimator, gamma)
+    grads = [torch.autograd.grad(loss, student, retain_graph=True)[0].flatten() for loss in losses]
     return torch.stack(grads), probs
 
 
 def _expected_surrogate_gradient(student, teacher, divergence, estimator, gamma):
-    grads, probs = _per_sequence_surrogate_grads(student, teacher, divergence, estimator, gamma)
-    return (probs.unsqueeze(-1) * grads).sum(0).view_as(student)
+    """E_{y~π}[∇ surrogate(y)], exactly: one backward through Σ_y P(y) surrogate(y)."""
+    losses, probs = _per_sequence_surrogate_losses(student, teacher, divergence, estimator, gamma)
+    (grad,) = torch.autograd.grad((probs * losses).sum(), student)
+    return grad
 
 
 def _gkd_fixed_context_gradient(student, teacher, divergence) -> torch.Tensor:
@@ -405,9 +414,9 @@ def test_gkd_kls_match_torch_categorical_kl():
 
 def test_gkd_loss_gradcheck_and_teacher_is_detached():
     gen = torch.Generator().manual_seed(9)
-    student = torch.randn(1, 2, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    teacher = torch.randn(1, 2, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    mask = torch.ones(1, 2)
+    student = torch.randn(1, 1, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(1, 1, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(1, 1)
     for divergence in ALL_DIVERGENCES:
         assert torch.autograd.gradcheck(
             lambda s, d=divergence: gkd_token_loss(s, teacher, mask, d)[0], (student,)

@@ -327,6 +327,9 @@ def log_mallows_pairwise(d: Tensor, phi: Tensor | float) -> Tensor:
     Returns:
         ``log g_φ(d)``, same shape as ``d``, ``<= 0``.
     """
+    out_dtype = d.dtype
+    # half precision cannot hold the series terms; work in at least float32
+    d = d.to(torch.promote_types(d.dtype, torch.float32))
     phi = torch.as_tensor(phi, dtype=d.dtype, device=d.device).detach()
     if bool(((phi <= 0) | (phi > 1) | torch.isnan(phi)).any()):
         raise InputError(
@@ -343,7 +346,7 @@ def log_mallows_pairwise(d: Tensor, phi: Tensor | float) -> Tensor:
     s = torch.where(d >= 0, d, -d)
     log_r = _log_mallows_complement(s, theta)
     log_g = torch.where(d >= 0, _log1mexp(log_r), log_r)
-    return torch.where(degenerate, torch.full_like(log_g, -math.log(2.0)), log_g)
+    return torch.where(degenerate, torch.full_like(log_g, -math.log(2.0)), log_g).to(out_dtype)
 
 
 def mallows_phi_loss(delta: Tensor, phi: Tensor | float) -> Tensor:

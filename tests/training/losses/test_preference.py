@@ -391,3 +391,11 @@ def test_registry_errors():
         PREFERENCE_LOSSES["mallowspo-theta"](inputs, beta=0.1)
     with pytest.raises(InputError, match="beta must be > 0"):
         dpo_loss(*[torch.zeros(2)] * 4, beta=0.0)
+
+
+def test_phi_loss_in_bfloat16_is_computed_in_float32_and_cast_back():
+    delta = torch.tensor([-1e4, -20.0, -0.5, 0.0, 0.5, 20.0, 1e4])
+    phi = torch.tensor([1e-6, 0.3, 0.6, 0.9, 0.99, 0.999, 1 - 1e-6])
+    half = mallows_phi_loss(delta.bfloat16(), phi)
+    assert half.dtype == torch.bfloat16
+    assert torch.allclose(half.float(), mallows_phi_loss(delta, phi), rtol=1e-2, atol=1e-3)

@@ -1,0 +1,196 @@
+"""Masked-diffusion model wrapper, presets, local loading and the sampler controller."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from simopt.errors import InputError
+from training.diffusion_model import (
+    DEFAULT_THRESHOLD_GRID,
+    MaskedDiffusionLM,
+    SamplerController,
+    build_diffusion_model,
+    load_diffusion_model,
+    save_diffusion_model,
+)
+
+VOCAB = 20  # real tokens; the preset appends the mask token as id 20
+
+
+@pytest.fixture(scope="module")
+def model() -> MaskedDiffusionLM:
+    return build_diffusion_model(vocab_size=VOCAB, seed=0, hidden_size=32, num_layers=1).eval()
+
+
+def test_preset_appends_mask_token_and_never_predicts_it(model):
+    assert model.mask_token_id == VOCAB and model.vocab_size == VOCAB + 1
+    ids = torch.randint(0, VOCAB + 1, (3, 9), generator=torch.Generator().manual_seed(1))
+    logits = model(ids)
+    assert logits.shape == (3, 9, VOCAB + 1)
+    probs = torch.softmax(logits, -1)
+    assert torch.all(probs[..., VOCAB] == 0)
+    assert torch.isfinite(torch.log_softmax(logits, -1)).all()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 9))
+
+
+def test_preset_is_bidirectional(model):
+    """Changing the last token changes the logits at the first position (no causal mask)."""
+    ids = torch.randint(0, VOCAB, (1, 8), generator=torch.Generator().manual_seed(2))
+    other = ids.clone()
+    other[0, -1] = (ids[0, -1] + 1) % VOCAB
+    assert not torch.allclose(model(ids)[0, 0], model(other)[0, 0])
+
+
+def test_preset_seeded_without_touching_global_rng():
+    state = torch.random.get_rng_state()
+    a = build_diffusion_model(vocab_size=VOCAB, seed=3, hidden_size=32, num_layers=1)
+    assert torch.equal(state, torch.random.get_rng_state())
+    b = build_diffusion_model(vocab_size=VOCAB, seed=3, hidden_size=32, num_layers=1)
+    c = build_diffusion_model(vocab_size=VOCAB, seed=4, hidden_size=32, num_layers=1)
+    ids = torch.arange(8).view(1, 8)
+    assert torch.equal(a(ids), b(ids))
+    assert not torch.equal(a(ids), c(ids))
+
+
+def test_tokenizer_mask_token_is_used_as_is():
+    m = build_diffusion_model(vocab_size=VOCAB, mask_token_id=3, hidden_size=32, num_layers=1)
+    assert m.mask_token_id == 3 and m.vocab_size == VOCAB
+
+
+def test_preset_errors():
+    with pytest.raises(InputError, match="unknown masked-diffusion preset 'huge'"):
+        build_diffusion_model("huge", vocab_size=VOCAB)
+    with pytest.raises(InputError, match="multiple of num_heads"):
+        build_diffusion_model(vocab_size=VOCAB, hidden_size=30, num_heads=4)
+    with pytest.raises(InputError, match="outside the vocabulary"):
+        MaskedDiffusionLM(torch.nn.Identity(), mask_token_id=5, vocab_size=5)
+
+
+def test_pooled_prompt_state_ignores_padding(model):
+    ids = torch.randint(0, VOCAB, (2, 6), generator=torch.Generator().manual_seed(5))
+    pooled = model.pooled_prompt_state(ids, prompt_len=6)
+    assert pooled.shape == (2, model.hidden_size)
+    padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], 1)
+    mask = torch.cat([torch.ones(2, 6), torch.zeros(2, 3)], 1).long()
+    torch.testing.assert_close(model.pooled_prompt_state(padded, 9, attention_mask=mask), pooled)
+    # Only the prompt is read: the completion part of the sequence does not matter.
+    longer = torch.cat([ids, torch.full((2, 4), model.mask_token_id)], 1)
+    torch.testing.assert_close(model.pooled_prompt_state(longer, 6), pooled)
+    with pytest.raises(InputError, match="prompt_len 0"):
+        model.pooled_prompt_state(ids, 0)
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    save_diffusion_model(model, tmp_path / "ckpt")
+    loaded = load_diffusion_model(tmp_path / "ckpt")
+    assert loaded.mask_token_id == model.mask_token_id
+    assert loaded.vocab_size == model.vocab_size
+    ids = torch.arange(10).view(2, 5)
+    torch.testing.assert_close(loaded(ids), model(ids))
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(InputError, match="not a local directory"):
+        load_diffusion_model(tmp_path / "missing")
+
+
+# A LLaDA-like checkpoint: its own config and model classes, registered for AutoModel only.
+_CONFIG_PY = """
+from transformers import PretrainedConfig
+
+class TinyConfig(PretrainedConfig):
+    model_type = "tinyllada"
+
+    def __init__(self, vocab_size=11, hidden_size=8, mask_token_id=10, **kwargs):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.mask_token_id = mask_token_id
+        super().__init__(**kwargs)
+"""
+
+_MODELING_PY = """
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+from .configuration_tiny import TinyConfig
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = torch.nn.Embedding(config.vocab_size, config.hidden_size)
+        self.head = torch.nn.Linear(config.hidden_size, config.vocab_size)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, output_hidden_states=False, **kwargs):
+        h = self.embed(input_ids)
+        h = h + h.mean(1, keepdim=True)  # every position sees the whole sequence
+        return MaskedLMOutput(logits=self.head(h),
+                              hidden_states=(h,) if output_hidden_states else None)
+"""
+
+
+def test_remote_code_checkpoint_needs_explicit_flag(tmp_path):
+    ckpt = tmp_path / "llada_like"
+    ckpt.mkdir()
+    (ckpt / "configuration_tiny.py").write_text(textwrap.dedent(_CONFIG_PY))
+    (ckpt / "modeling_tiny.py").write_text(textwrap.dedent(_MODELING_PY))
+    (ckpt / "config.json").write_text(json.dumps({
+        "model_type": "tinyllada", "vocab_size": 11, "hidden_size": 8, "mask_token_id": 10,
+        "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig",
+                     "AutoModel": "modeling_tiny.TinyModel"},
+    }))
+    g = torch.Generator().manual_seed(0)
+    save_file({"embed.weight": torch.randn(11, 8, generator=g),
+               "head.weight": torch.randn(11, 8, generator=g),
+               "head.bias": torch.randn(11, generator=g)}, str(ckpt / "model.safetensors"))
+    with pytest.raises(InputError, match="trust_remote_code=True"):
+        load_diffusion_model(ckpt)
+    m = load_diffusion_model(ckpt, trust_remote_code=True)
+    assert m.mask_token_id == 10 and m.vocab_size == 11 and m.hidden_size == 8
+    ids = torch.tensor([[1, 2, 10, 10]])
+    logits = m(ids)
+    assert logits.shape == (1, 4, 11)
+    assert torch.all(torch.softmax(logits, -1)[..., 10] == 0)
+    assert m.pooled_prompt_state(ids, 2).shape == (1, 8)
+
+
+def test_controller_starts_uniform_and_samples_the_grid():
+    ctrl = SamplerController(hidden_size=16)
+    pooled = torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
+    k = len(DEFAULT_THRESHOLD_GRID)
+    assert ctrl(pooled).shape == (5, k)
+    idx, tau, logp = ctrl.sample(pooled, torch.Generator().manual_seed(1))
+    assert idx.shape == tau.shape == logp.shape == (5,)
+    torch.testing.assert_close(logp, torch.full((5,), -math.log(k)))
+    torch.testing.assert_close(tau, torch.tensor(DEFAULT_THRESHOLD_GRID)[idx])
+    torch.testing.assert_close(ctrl.log_prob(pooled, idx), logp)
+    again = ctrl.sample(pooled, torch.Generator().manual_seed(1))[0]
+    assert torch.equal(idx, again)
+
+
+def test_controller_sampling_frequencies_match_its_distribution():
+    ctrl = SamplerController(hidden_size=4, grid=[0.5, 0.9])
+    with torch.no_grad():
+        ctrl.net[-1].bias.copy_(torch.tensor([0.0, math.log(3.0)]))  # P(0.9) = 3/4
+    pooled = torch.zeros(4000, 4)
+    idx, _, logp = ctrl.sample(pooled, torch.Generator().manual_seed(2))
+    freq = idx.float().mean().item()
+    assert abs(freq - 0.75) < 4 * math.sqrt(0.75 * 0.25 / 4000)
+    torch.testing.assert_close(logp[idx == 1], torch.full_like(logp[idx == 1], math.log(0.75)))
+    greedy = ctrl.sample(pooled[:3], greedy=True)[1]
+    torch.testing.assert_close(greedy, torch.full((3,), 0.9))
+    logp.sum().backward()  # differentiable in the controller's parameters
+    assert ctrl.net[-1].bias.grad is not None
+
+
+def test_controller_rejects_bad_grid():
+    with pytest.raises(InputError, match="threshold grid"):
+        SamplerController(4, grid=[0.5, 1.5])

@@ -15,7 +15,8 @@ Zhao, Chen, Lin, Winata, Yao, Tang; arXiv 2606.01039) is
 With ``w_f(u) = -f(u) + u f'(u)`` the OPD+ advantage is ``A_t = w_f(u_t) - Σ_{t'>t} γ^{t'-t}
 f(u_{t'})`` and the stop-gradient (classic OPD) advantage is ``A_t = -Σ_{t'>=t} γ^{t'-t}
 f(u_{t'})``. Sign convention: the trainer *minimizes* ``-Σ_t ratio_t A_t / n``
-(:func:`opd_policy_loss`); at ``ratio = 1`` its gradient is ``-Σ_t ∇log π_t A_t / n``, so
+(:func:`opd_policy_loss`); at ``ratio = 1`` its gradient is ``-Σ_t ∇log π_t A_t / n``, so for a
+fixed normalizer ``n`` (with a per-batch token count, longer samples weigh less):
 
 * OPD+, ``γ = 1``: ``E[∇ surrogate] = ∇L / n`` exactly, for every f (tested by enumeration).
 * OPD+, ``γ = 0`` (default): ``E[∇ surrogate] = ∇_θ' E_{y~π_θ}[Σ_t D_f(q ‖ π_θ')(c_t)] / n``

@@ -74,31 +74,35 @@ def dispatch_fifo(calls: np.ndarray, bases: np.ndarray) -> dict[str, np.ndarray]
     n, _, m = calls.shape
     b = bases.shape[0]
     rows = np.arange(n)
+    arrival, scene = calls[:, 0], calls[:, 3]  # (n, m)
+    drive_all = (np.abs(calls[:, 1, :, None] - bases[None, None, :, 0])
+                 + np.abs(calls[:, 2, :, None] - bases[None, None, :, 1])) / SPEED  # (n, m, b)
     free_at = np.zeros((n, b))
-    out = {k: np.zeros(n) for k in ("answered", "drive_sum", "wait_sum", "queued", "busy_time")}
-    from_base = np.zeros((n, b))
+    start = np.empty((n, m))
+    amb = np.empty((n, m), dtype=int)
+    drive = np.empty((n, m))
     for k in range(m):
-        t, cx, cy, scene = calls[:, 0, k], calls[:, 1, k], calls[:, 2, k], calls[:, 3, k]
-        drive = (np.abs(bases[None, :, 0] - cx[:, None])
-                 + np.abs(bases[None, :, 1] - cy[:, None])) / SPEED  # (n, b)
+        t = arrival[:, k]
         is_free = free_at <= t[:, None]
-        any_free = is_free.any(axis=1)
-        nearest_free = np.argmin(np.where(is_free, drive, np.inf), axis=1)
-        first_free = np.argmin(free_at, axis=1)
-        amb = np.where(any_free, nearest_free, first_free)
-        start = np.where(any_free, t, free_at[rows, first_free])
-        live = start < DAY  # padding and calls still queued at day's end drop out
-        d = drive[rows, amb]
-        done = start + 2.0 * d + scene
-        free_at[rows, amb] = np.where(live, done, free_at[rows, amb])
-        out["answered"] += live
-        out["drive_sum"] += np.where(live, d, 0.0)
-        out["wait_sum"] += np.where(live, start - t, 0.0)
-        out["queued"] += live & ~any_free
-        out["busy_time"] += np.where(live, np.minimum(done, DAY) - start, 0.0)
-        from_base[rows, amb] += live
-    out["from_base"] = from_base
-    return out
+        nearest_free = np.argmin(np.where(is_free, drive_all[:, k], np.inf), axis=1)
+        j = np.where(is_free.any(axis=1), nearest_free, np.argmin(free_at, axis=1))
+        # free ambulance: start at t; none free: at the first release, which is after t
+        start[:, k] = np.maximum(t, free_at[rows, j])
+        drive[:, k] = drive_all[rows, k, j]
+        amb[:, k] = j
+        # NOTE: updated even for calls that start after the day ends: every later call then
+        # starts after the day too (FIFO), so those updates never matter.
+        free_at[rows, j] = start[:, k] + 2.0 * drive[:, k] + scene[:, k]
+    live = start < DAY  # (n, m); padding and calls still queued at the day's end drop out
+    done = start + 2.0 * drive + scene
+    return {
+        "answered": live.sum(axis=1).astype(float),
+        "drive_sum": np.where(live, drive, 0.0).sum(axis=1),
+        "wait_sum": np.where(live, start - arrival, 0.0).sum(axis=1),
+        "queued": (live & (start > arrival)).sum(axis=1).astype(float),
+        "busy_time": np.where(live, np.minimum(done, DAY) - start, 0.0).sum(axis=1),
+        "from_base": np.stack([(live & (amb == i)).sum(axis=1) for i in range(b)], axis=1),
+    }
 
 
 class AmbulanceLocation(Problem):

@@ -9,7 +9,10 @@ the first 50 customers are a warm-up and the next 200 are measured. The cost is
 Waiting times follow Lindley's recursion ``W_1 = 0``, ``W_{j+1} = max(0, W_j + S_j - A_{j+1})``
 with ``S`` service and ``A`` interarrival times; with ``X_j = sum_{i<j} (S_i - A_{i+1})`` and
 ``X_0 = 0`` it has the closed form ``W_j = X_j - min_{i<=j} X_i``, which vectorizes over
-customers and replications. Service times are ``E / mu`` with ``E`` standard exponential drawn
+customers and replications. The server's utilization over the measured period is
+``(W_first + sum of measured services) / (last departure - first measured arrival)``: the
+first measured customer's wait is exactly the work left in the system when it arrives. Service
+times are ``E / mu`` with ``E`` standard exponential drawn
 independently of ``mu`` (common random numbers).
 """
 
@@ -58,16 +61,18 @@ class MM1ServiceRate(Problem):
         "arrivals), mean_service_time (the average service time, which depends on mu), "
         "mean_wait (the average time spent waiting in line before service; it depends on the "
         "arrivals and the service times), frac_cust_wait (the fraction of customers who had to "
-        "wait), and mean_sojourn (the average time in the system, which is mean_wait plus "
-        "mean_service_time). The cost is mean_sojourn + 0.1 * mu^2, to be minimized. "
+        "wait), utilization (the fraction of the measured period the server was busy; it "
+        "depends on the arrivals and the service times), and mean_sojourn (the average time in "
+        "the system, which is mean_wait plus mean_service_time). The cost is mean_sojourn + "
+        "0.1 * mu^2, to be minimized. "
         "Observable per replication: mean_interarrival_time, mean_service_time, mean_wait, "
-        "frac_cust_wait, mean_sojourn, and cost (the objective)."
+        "frac_cust_wait, utilization, mean_sojourn, and cost (the objective)."
     )
     minimize = True
     default_budget = 1000
     observables = [
         "mean_interarrival_time", "mean_service_time", "mean_wait", "frac_cust_wait",
-        "mean_sojourn",
+        "utilization", "mean_sojourn",
     ]
     objective_name = "cost"
 
@@ -81,20 +86,22 @@ class MM1ServiceRate(Problem):
         self.true_skeleton = Skeleton(
             nodes=(
                 "mu", "mean_interarrival_time", "mean_service_time", "mean_wait",
-                "frac_cust_wait", "mean_sojourn", "cost",
+                "frac_cust_wait", "utilization", "mean_sojourn", "cost",
             ),
             edges=(
                 ("mu", "mean_service_time"),
                 ("mean_interarrival_time", "mean_wait"), ("mean_service_time", "mean_wait"),
                 ("mean_interarrival_time", "frac_cust_wait"),
                 ("mean_service_time", "frac_cust_wait"),
+                ("mean_interarrival_time", "utilization"), ("mean_service_time", "utilization"),
                 ("mean_wait", "mean_sojourn"), ("mean_service_time", "mean_sojourn"),
                 ("mean_sojourn", "cost"), ("mu", "cost"),
             ),
             roles={
                 "mu": "decision", "mean_interarrival_time": "exogenous",
                 "mean_service_time": "intermediate", "mean_wait": "intermediate",
-                "frac_cust_wait": "intermediate", "mean_sojourn": "intermediate",
+                "frac_cust_wait": "intermediate", "utilization": "intermediate",
+                "mean_sojourn": "intermediate",
                 "cost": "output",
             },
         )
@@ -110,11 +117,18 @@ class MM1ServiceRate(Problem):
         mean_wait = wait[:, keep].mean(axis=1)
         mean_service = service[:, keep].mean(axis=1)
         mean_sojourn = mean_wait + mean_service
+        # Busy time in [first measured arrival, last departure]: the measured services plus the
+        # work still in the system when the first measured customer arrives (its wait).
+        arrive = np.cumsum(interarrival, axis=1)
+        first, last = WARMUP_CUSTOMERS, m - 1
+        window = arrive[:, last] + wait[:, last] + service[:, last] - arrive[:, first]
+        busy = wait[:, first] + service[:, keep].sum(axis=1)
         return {
             "objective": mean_sojourn + RATE_COST * float(x[0]) ** 2,
             "mean_interarrival_time": interarrival[:, keep].mean(axis=1),
             "mean_service_time": mean_service,
             "mean_wait": mean_wait,
             "frac_cust_wait": (wait[:, keep] > 0).mean(axis=1),
+            "utilization": busy / window,
             "mean_sojourn": mean_sojourn,
         }

@@ -51,19 +51,21 @@ class SSInventory(Problem):
         "Each replication records, averaged over the measured periods: avg_demand (demand per "
         "period), order_rate (fraction of periods with an order), avg_order_size (mean amount "
         "per order placed), avg_on_hand (end-of-period stock on hand), stockout_rate (fraction "
-        "of periods ending with backorders), on_time_rate (fraction of demand met from stock), "
-        "avg_holding_cost (1 * avg_on_hand), avg_order_cost (order_rate * (36 + 2 * "
-        "avg_order_size)), avg_backorder_cost (4 * (1 - on_time_rate) * avg_demand), and "
-        "avg_total_cost, the sum of the three costs, to be minimized. Lead times are not "
+        "of periods ending with backorders), avg_backorders (end-of-period units backordered), "
+        "on_time_rate (fraction of demand met from stock), avg_holding_cost (1 * avg_on_hand), "
+        "avg_order_cost (order_rate * (36 + 2 * avg_order_size)), avg_backorder_cost "
+        "(4 * (1 - on_time_rate) * avg_demand), and avg_total_cost, the sum of the three "
+        "costs, to be minimized. Lead times are not "
         "recorded. Observable per replication: avg_demand, order_rate, avg_order_size, "
-        "avg_on_hand, stockout_rate, on_time_rate, avg_holding_cost, avg_order_cost, "
-        "avg_backorder_cost, and avg_total_cost (the objective)."
+        "avg_on_hand, stockout_rate, avg_backorders, on_time_rate, avg_holding_cost, "
+        "avg_order_cost, avg_backorder_cost, and avg_total_cost (the objective)."
     )
     minimize = True
     default_budget = 1000
     observables = [
         "avg_demand", "order_rate", "avg_order_size", "avg_on_hand", "stockout_rate",
-        "on_time_rate", "avg_holding_cost", "avg_order_cost", "avg_backorder_cost",
+        "avg_backorders", "on_time_rate", "avg_holding_cost", "avg_order_cost",
+        "avg_backorder_cost",
     ]
     objective_name = "avg_total_cost"
 
@@ -77,7 +79,8 @@ class SSInventory(Problem):
         policy = ("reorder_point", "order_up_to_gap")
         state = ("avg_demand", "lead_time")
         edges: list[tuple[str, str]] = []
-        for node in ("order_rate", "avg_on_hand", "stockout_rate", "on_time_rate"):
+        for node in ("order_rate", "avg_on_hand", "stockout_rate", "avg_backorders",
+                     "on_time_rate"):
             edges += [(p, node) for p in (*policy, *state)]
         edges += [(p, "avg_order_size") for p in (*policy, "avg_demand")]
         edges += [
@@ -146,6 +149,7 @@ class SSInventory(Problem):
             "avg_order_size": avg_order_size,
             "avg_on_hand": avg_on_hand,
             "stockout_rate": (e < 0).mean(axis=1),
+            "avg_backorders": np.maximum(-e, 0.0).mean(axis=1),
             "on_time_rate": on_time_rate,
             "avg_holding_cost": holding,
             "avg_order_cost": ordering,

@@ -300,11 +300,17 @@ def test_mm1_against_a_departure_time_loop():
         gaps, work = rng.standard_exponential((2, 250))
         arrive = np.cumsum(gaps / 1.5)
         service = work / mu
-        depart_prev, sojourn = 0.0, []
+        depart_prev, sojourn, busy = 0.0, [], []
         for j in range(250):
-            depart_prev = max(arrive[j], depart_prev) + service[j]
+            begin = max(arrive[j], depart_prev)
+            depart_prev = begin + service[j]
             sojourn.append(depart_prev - arrive[j])
+            busy.append((begin, depart_prev))
         assert obs.records["mean_sojourn"][i] == pytest.approx(np.mean(sojourn[50:]), rel=1e-10)
+        # utilization: overlap of every service period with [first measured arrival, last exit]
+        lo, hi = arrive[50], busy[-1][1]
+        in_window = sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in busy)
+        assert obs.records["utilization"][i] == pytest.approx(in_window / (hi - lo), rel=1e-10)
         assert obs.objective[i] == pytest.approx(np.mean(sojourn[50:]) + 0.1 * mu**2, rel=1e-10)
 
 

@@ -212,6 +212,7 @@ class Problem(ABC):
             raise InputError(f"{self.name}: n_reps must be >= 1, got {n_reps}")
         xv = self.check_x(x)
         rngs = replication_rngs(seed, int(n_reps), int(first_rep))
+        self._first_rep = int(first_rep)  # for error messages that name the replication
         out = self._simulate(xv, rngs)
         return self._to_observations(xv, out, int(n_reps), int(first_rep))
 
@@ -344,7 +345,8 @@ class FunctionProblem(Problem):
 
     def _simulate(self, x: np.ndarray, rngs: list[np.random.Generator]) -> dict[str, np.ndarray]:
         rows: list[dict[str, float]] = []
-        for i, rng in enumerate(rngs):
+        first = getattr(self, "_first_rep", 0)
+        for i, rng in enumerate(rngs, start=first):
             try:
                 out = self._fn(x.copy(), rng)
             except Exception as exc:  # the user's code: report which design and replication

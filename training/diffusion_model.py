@@ -33,11 +33,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from simopt.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from training.config import ModelSection
 
 __all__ = [
     "DEFAULT_THRESHOLD_GRID",
@@ -45,7 +51,9 @@ __all__ = [
     "MaskedDiffusionLM",
     "SamplerController",
     "build_diffusion_model",
+    "diffusion_model_from_section",
     "load_diffusion_model",
+    "save_diffusion_model",
 ]
 
 # Sizes of the presets: width, depth, heads, MLP width, max positions.
@@ -255,6 +263,21 @@ def load_diffusion_model(
     if not vocab_size:
         vocab_size = model.get_output_embeddings().weight.shape[0]
     return MaskedDiffusionLM(model, mask_token_id=int(mask_token_id), vocab_size=int(vocab_size))
+
+
+def diffusion_model_from_section(cfg: ModelSection, tokenizer: PreTrainedTokenizerBase,
+                                 seed: int, trust_remote_code: bool = False) -> MaskedDiffusionLM:
+    """The mask predictor a run config asks for: a preset sized by ``cfg`` or a local directory.
+
+    For a preset, the vocabulary is the tokenizer's, plus an appended mask token when the
+    tokenizer has none (the char tokenizer: 100 tokens, mask id 100).
+    """
+    if cfg.name in DIFFUSION_PRESETS:
+        return build_diffusion_model(
+            cfg.name, vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id, seed=seed, hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers, num_heads=cfg.num_heads)
+    return load_diffusion_model(cfg.name, trust_remote_code=trust_remote_code)
 
 
 def save_diffusion_model(model: MaskedDiffusionLM, path: str | Path) -> None:

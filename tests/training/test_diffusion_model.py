@@ -16,6 +16,7 @@ from training.diffusion_model import (
     MaskedDiffusionLM,
     SamplerController,
     build_diffusion_model,
+    diffusion_model_from_section,
     load_diffusion_model,
     save_diffusion_model,
 )
@@ -194,3 +195,19 @@ def test_controller_sampling_frequencies_match_its_distribution():
 def test_controller_rejects_bad_grid():
     with pytest.raises(InputError, match="threshold grid"):
         SamplerController(4, grid=[0.5, 1.5])
+
+
+def test_model_from_run_config_section_with_char_tokenizer(tmp_path):
+    from training.config import ModelSection
+    from training.tokenizer import char_tokenizer
+
+    tok = char_tokenizer()
+    cfg = ModelSection(name="tiny-mdm", hidden_size=32, num_layers=1, num_heads=4)
+    m = diffusion_model_from_section(cfg, tok, seed=0)
+    assert m.mask_token_id == len(tok) == 100 and m.vocab_size == 101
+    ids = torch.tensor([tok("Sudoku 0123")["input_ids"]])
+    assert m(ids).shape == (1, ids.shape[1], 101)
+    save_diffusion_model(m, tmp_path / "m")
+    again = diffusion_model_from_section(cfg.model_copy(update={"name": str(tmp_path / "m")}),
+                                         tok, seed=1)
+    torch.testing.assert_close(again(ids), m(ids))

@@ -39,6 +39,7 @@ Notation: a prompt ``x`` of ``P`` tokens, a completion ``y`` of ``G`` tokens, ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -283,7 +284,7 @@ def importance_weights(surrogate_old_logps: Tensor, true_old_logps: Tensor,
     if cap <= 0:
         raise InputError(f"importance-weight cap must be > 0, got {cap}")
     log_ratio = (surrogate_old_logps - true_old_logps).detach()
-    return torch.exp(log_ratio.clamp_max(torch.log(torch.tensor(float(cap))).item()))
+    return torch.exp(log_ratio.clamp_max(math.log(cap)))
 
 
 def group_advantages(rewards: Tensor, group_size: int) -> Tensor:

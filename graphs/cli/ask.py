@@ -1,9 +1,21 @@
-"""``socrates ask``: natural-language experiment requests (filled by the planner issue)."""
+"""``socrates ask "REQUEST" [--yes] [--dry-run] [--json]``: plan, approve, launch, compare.
+
+The request goes to the planner (offline rules, or the LLM named by ``SOCRATES_LLM``); the
+validated plan and its resource estimate are printed; ``--dry-run`` stops there. Without
+``--yes`` the planner graph pauses for approval on the terminal (and refuses when stdin is not
+a terminal). Runs stream their progress to stderr; the comparison table goes to stdout.
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+import time
+from typing import Any
 
+import typer
+import yaml
+
+from graphs.cli.common import console, console_err, print_json
 from simopt.errors import InputError
 
 
@@ -12,6 +24,154 @@ def ask(
     yes: bool = typer.Option(False, "--yes", help="Skip the approval step."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    defaults: list[str] = typer.Option(
+        None, "--default",
+        help="Config value for every training run where the request is silent, e.g. "
+        "--default max_steps=20 (repeatable; the request's own settings win).",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="Concurrent training runs (default: CPU cores)."
+    ),
 ) -> None:
     """Turn a request into validated runs, ask for approval, launch and compare them."""
-    raise InputError("the experiment planner is not available yet in this version")
+    from agents.llm import get_llm
+    from graphs.planner import plan as make_plan
+    from graphs.planner import run_planner, sqlite_checkpointer
+    from graphs.planner_state import PlannerContext, estimate_resources, run_key
+    from graphs.settings import load_settings
+
+    if not request.strip():
+        raise InputError("the request is empty; say what to run, e.g. socrates ask \"compare "
+                         "MallowsPO with DPO on the dispersion bandit with 2 seeds\"")
+    settings = load_settings()
+    default_values = _parse_defaults(defaults or [])
+    llm = get_llm(settings.llm, timeout=settings.llm_timeout)
+    plan = make_plan(request, llm, max_workers=workers, defaults=default_values)
+    estimate = estimate_resources(plan, workers) if plan.runs else None
+    if json_out and (dry_run or not plan.ok):
+        print_json({"plan": plan, "estimate": estimate, "launched": False})
+    if not plan.ok:
+        raise InputError(f"cannot run this request: {plan.problem_line()}")
+    if not dry_run and not yes and not sys.stdin.isatty():
+        raise InputError("not launching without approval: stdin is not a terminal; add --yes "
+                         "to launch these runs (or --dry-run to see the plan)")
+    if not json_out:
+        _print_plan(plan, estimate)
+    if dry_run:
+        return
+
+    keys = [run_key(i, r) for i, r in enumerate(plan.runs)]
+    progress = _Progress(keys, plan, quiet=json_out)
+    ctx = PlannerContext(llm=llm, approve=not yes, runs_dir=settings.runs_dir,
+                         max_workers=workers, defaults=default_values, on_event=progress.event)
+
+    def confirm(payload: dict) -> bool:
+        return typer.confirm(f"Launch these {len(plan.runs)} runs?", default=False)
+
+    checkpointer = sqlite_checkpointer(settings.runs_dir / "planner.sqlite")
+    thread_id = f"ask-{time.time_ns()}"
+    try:
+        state = run_planner(plan_obj=plan, context=ctx, checkpointer=checkpointer,
+                            thread_id=thread_id, on_interrupt=confirm)
+    finally:
+        progress.close()
+    if state.get("refused"):
+        if json_out:
+            print_json({"plan": plan, "estimate": estimate, "launched": False,
+                        "refused": state["refused"]})
+        else:
+            console.print(f"nothing launched: {state['refused']}", markup=False)
+        return
+    report = state["report"]
+    if json_out:
+        print_json({"plan": state["plan"], "estimate": state["estimate"], "launched": True,
+                    "thread_id": thread_id, "plan_dir": state["plan_dir"],
+                    "finished": state["finished"], "report": report})
+        return
+    console.print(report["markdown"], markup=False, highlight=False, soft_wrap=True)
+    for line in report["failures"]:
+        console.print(f"failed: {line.removeprefix('- ')}", markup=False)
+    if report["plot"]:
+        console.print(f"plot: {report['plot']}", markup=False)
+    console.print(f"report: {report['path']}", markup=False)
+
+
+def _parse_defaults(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--default {item!r} is not key=value; write e.g. "
+                             f"--default max_steps=20")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def _print_plan(plan: Any, estimate: Any) -> None:
+    from rich.table import Table
+
+    from graphs.planner_state import run_key
+
+    table = Table(title=f"plan: {len(plan.runs)} runs")
+    for col in ("run", "algorithm", "seed", "settings", "steps/budget"):
+        table.add_column(col)
+    for i, r in enumerate(plan.runs):
+        settings = ", ".join(f"{k}={v}" for k, v in r.params.items()) or "defaults"
+        size = r.config.get("max_steps", r.config.get("budget", ""))
+        table.add_row(run_key(i, r), r.algorithm, str(r.seed), settings, str(size))
+    console.print(table)
+    cmp = plan.comparison
+    base = f"; baselines: {', '.join(cmp.baselines)}" if cmp.baselines else ""
+    console.print(f"compare: {cmp.metric} ({'higher' if cmp.mode == 'max' else 'lower'} is "
+                  f"better), mean ± 95% interval over seeds{base}", markup=False)
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)
+    if estimate is not None:
+        console.print(f"estimate: {estimate.describe()}", markup=False)
+
+
+class _Progress:
+    """Progress of the runs on stderr: a bar per run on a terminal, a line per run otherwise."""
+
+    def __init__(self, keys: list[str], plan: Any, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        if quiet or not console_err.is_terminal:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), console=console_err)
+        self.tasks = {}
+        for key, run in zip(keys, plan.runs, strict=True):
+            total = run.config.get("max_steps") or 1
+            self.tasks[key] = self.bar.add_task(f"{run.label} seed {run.seed}", total=total)
+        self.bar.start()
+
+    def event(self, ev: dict) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            task = self.tasks.get(ev.get("key"))
+            if task is None:
+                return
+            if ev.get("type") == "progress":
+                self.bar.update(task, completed=ev.get("step") or 0)
+            elif ev.get("type") == "finished":
+                total = self.bar.tasks[task].total
+                self.bar.update(task, completed=total,
+                                description=f"{ev['label']} seed {ev['seed']}: {ev['status']}")
+            return
+        if ev.get("type") == "finished":
+            metric = ev.get("metric")
+            value = f" {metric:.4g}" if isinstance(metric, int | float) else ""
+            err = f" ({ev['error']})" if ev.get("error") else ""
+            console_err.print(f"{ev['key']}: {ev['status']}{value}{err}", markup=False,
+                              highlight=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

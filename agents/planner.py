@@ -233,6 +233,9 @@ def _lexicon() -> dict[tuple[str, ...], tuple[str, Any]]:
         add("algo", f"mallowspo-{v}", f"mallowspo {v}", f"mallows po {v}", f"mallows {v}",
             f"{v} mallowspo", f"mallowspo {v} variant")
     add("algo", "mallowspo", "mallowspo", "mallows po", "mallows")
+    add("algo", "mallowspo-both", "mallowspo variants", "both mallowspo variants",
+        "two mallowspo variants", "both mallowspo", "mallowspo theta and phi",
+        "mallowspo phi and theta", "both variants of mallowspo", "mallowspo both")
     add("algo", "d1", "d1", "diffu grpo", "diffugrpo")
     add("algo", "diffpo", "diffpo", "diffusion fast and furious policy optimization")
     add("algo", "socrates", "socrates")
@@ -375,9 +378,19 @@ def _normalize(text: str) -> str:
     text = re.sub(r"\br\s*&\s*s\b", " ranking and selection ", text)
     text = re.sub(r"mallows(?:po)?\s*\(\s*(theta|phi)\s*\)", r" mallowspo \1 ", text)
     # "MallowsPO-theta/phi" or "MallowsPO theta and phi": both variants
+    text = re.sub(r"(seeds?\s*[=:]?\s*)(\d{1,4})\s*(?:-|\.\.|to|through)\s*(\d{1,4})\b",
+                  _seed_range, text)
     text = re.sub(r"mallows(?:po)?[\s-]*(theta|phi)\s*(?:/|and|,|&)\s*(theta|phi)",
                   r"mallowspo-\1 and mallowspo-\2", text)
     return text
+
+
+def _seed_range(m: re.Match) -> str:
+    """``seeds 0-4`` -> ``seeds 0, 1, 2, 3, 4`` (inclusive, as people write it)."""
+    lo, hi = int(m.group(2)), int(m.group(3))
+    if not lo <= hi <= lo + 999:
+        return m.group(0)
+    return m.group(1) + ", ".join(str(s) for s in range(lo, hi + 1))
 
 
 def _number(raw: str) -> float | int:
@@ -490,9 +503,9 @@ def _collect_after(items: list[_Item], i: int) -> list[_Item]:
 def _follows_keyword(items: list[_Item], j: int) -> bool:
     """Whether the number at ``j`` is the value of a keyword before it (``lr 1e-4 steps``)."""
     k = j - 1
-    while k >= 0 and items[k].text in _FILLERS and items[k].kind != "param":
+    while k >= 0 and items[k].text in ("=", ":", "of", "to", "is", "at", "over", "in", "from"):
         k -= 1
-    return k >= 0 and items[k].kind == "param"
+    return k >= 0 and items[k].kind == "param" and not items[k].used
 
 
 def _attach_numbers(items: list[_Item], parsed: ParsedRequest) -> None:
@@ -544,11 +557,14 @@ def parse_request(request: str) -> ParsedRequest:
 
     seen_vs = False  # a comparison word after the first algorithm: what follows are baselines
     compare = False
+    explicit: list[str] = []  # "DPO baseline", "with DPO as a baseline": these win
     for i, it in enumerate(items):
         if it.kind in ("algo", "solver"):
             names = (
                 [s for s in solvers.names()] if it.value == "*" else [it.value]
             )
+            if it.value == "mallowspo-both":
+                names = ["mallowspo-theta", "mallowspo-phi"]
             if it.value == "mallowspo":
                 names = ["mallowspo-theta"]
                 parsed.notes.append("'MallowsPO' without a variant: planned MallowsPO-theta "
@@ -556,8 +572,9 @@ def parse_request(request: str) -> ParsedRequest:
             for name in names:
                 if name not in parsed.algorithms:
                     parsed.algorithms.append(name)
-                is_baseline = seen_vs or _adjacent_baseline(items, i)
-                if is_baseline and name not in parsed.baselines:
+                if _adjacent_baseline(items, i) and name not in explicit:
+                    explicit.append(name)
+                if seen_vs and name not in parsed.baselines:
                     parsed.baselines.append(name)
         elif it.kind == "compare":
             compare = True
@@ -601,6 +618,8 @@ def parse_request(request: str) -> ParsedRequest:
                 f"what does the number {it.text} refer to? name the setting, e.g. "
                 f"'{it.text} steps', 'budget {it.text}' or 'beta {it.text}'"
             )
+    if explicit:
+        parsed.baselines = explicit
     if len(parsed.algorithms) < 2:
         parsed.baselines = []
     elif parsed.baselines == parsed.algorithms:
@@ -612,9 +631,15 @@ def parse_request(request: str) -> ParsedRequest:
 
 def _adjacent_baseline(items: list[_Item], i: int) -> bool:
     """``DPO baseline``, ``a DPO baseline``, ``baseline DPO``, ``DPO as (a) baseline``."""
-    window = items[max(0, i - 2):i] + items[i + 1:i + 4]
-    near = [w for w in window if w.kind not in ("word",) or w.text not in ("a", "the", "as")]
-    return any(w.kind == "baseline" for w in near[:3])
+    j = i + 1
+    while j < len(items) and items[j].text in ("as", "a", "the"):
+        j += 1
+    if j < len(items) and items[j].kind == "baseline":
+        return True
+    k = i - 1
+    while k >= 0 and items[k].text in ("a", "the", ":"):
+        k -= 1
+    return k >= 0 and items[k].kind == "baseline"
 
 
 def _next_is_algo(items: list[_Item], i: int) -> bool:

@@ -93,11 +93,11 @@ class BanditSection(Section):
 
     n_arms: int = Field(5, ge=2, le=12, description="Arms (responses) per prompt.")
     phis: list[float] = Field(
-        [0.2, 0.5, 0.8, 0.9],
+        [0.2, 0.5, 0.7],
         min_length=1,
         description="True Mallows dispersion phi in (0, 1) of each prompt (1 = uniform).",
     )
-    pairs_per_prompt: int = Field(400, ge=1, le=10**6, description="Preference pairs per prompt.")
+    pairs_per_prompt: int = Field(2000, ge=1, le=10**6, description="Pairs per prompt.")
     reference: Literal["first_choice", "uniform"] = Field(
         "first_choice",
         description="Reference policy: 'first_choice' is the SFT-like distribution of the "

@@ -161,14 +161,17 @@ def collate_pairs(pairs: list[TokenizedPair], pad_id: int) -> dict[str, torch.Te
         for p in pairs:
             seqs.append(p.prompt_ids + getattr(p, which))
             starts.append(len(p.prompt_ids))
-    T = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    response_mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    for i, (s, start) in enumerate(zip(seqs, starts, strict=True)):
-        input_ids[i, : len(s)] = torch.tensor(s)
-        attention_mask[i, : len(s)] = 1
-        response_mask[i, start : len(s)] = 1
+    lengths = np.array([len(s) for s in seqs])
+    T = int(lengths.max())
+    ids = np.full((len(seqs), T), pad_id, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+    pos = np.arange(T)[None, :]  # (1, T)
+    attention = pos < lengths[:, None]  # (2B, T)
+    response = attention & (pos >= np.array(starts)[:, None])
+    input_ids = torch.from_numpy(ids)
+    attention_mask = torch.from_numpy(attention.astype(np.int64))
+    response_mask = torch.from_numpy(response.astype(np.int64))
     batch = {"input_ids": input_ids, "attention_mask": attention_mask,
              "response_mask": response_mask, "index": torch.arange(len(pairs))}
     if all(p.phi is not None for p in pairs):

@@ -1,7 +1,68 @@
-"""``socrates train``: filled by the training backend."""
+"""``socrates train ALGO [--config FILE] [--set key=value ...] [--json]``.
+
+One sub-command per canonical algorithm registered in :data:`training.config.ALGORITHM_CONFIGS`
+(so a new family appears here without touching this file). The config's ``algorithm`` must match
+ALGO, or is filled in from it when the file leaves it out.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from graphs.cli.common import console, print_json
+from simopt.errors import InputError
+from training.config import ALGORITHM_CONFIGS
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def run_train(algorithm: str, config: Path | None, overrides: list[str], json_out: bool,
+              progress: bool) -> None:
+    """Validate, train, print the summary (table or JSON)."""
+    from training import train
+    from training.config import apply_overrides, parse_config, read_yaml
+
+    data = read_yaml(config) if config is not None else {}
+    declared = data.get("algorithm")
+    if declared is not None and declared != algorithm:
+        raise InputError(f"config {str(config)!r} says algorithm {declared!r} but the command "
+                         f"is `socrates train {algorithm}`; make them agree")
+    data["algorithm"] = algorithm
+    cfg = parse_config(apply_overrides(data, overrides), str(config or "--set"))
+    result = train(cfg, progress=progress and not json_out)
+    payload = {"run_id": result.run_id, "output_dir": str(result.output_dir),
+               "status": result.status, "metrics": result.metrics}
+    if json_out:
+        print_json(payload)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{algorithm} run {result.run_id}")
+    table.add_column("metric")
+    table.add_column("final", justify="right")
+    for key in sorted(result.metrics):
+        if key.startswith(("loss/", "reward/", "eval/", "dispersion/", "perf/tokens_per_s")):
+            table.add_row(key, f"{result.metrics[key]:.4g}")
+    console.print(table)
+    console.print(f"run folder: {result.output_dir}")
+
+
+def _command(algorithm: str):
+    def command(
+        config: Path = typer.Option(None, "--config", "-c", help="YAML run config."),
+        overrides: list[str] = typer.Option(
+            None, "--set", help="Override a value, e.g. --set preference.beta=0.2 (repeatable)."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+    ) -> None:
+        run_train(algorithm, config, overrides or [], json_out, progress)
+
+    command.__doc__ = f"Train with {algorithm} (config defaults, then --config, then --set)."
+    return command
+
+
+for _name in sorted(ALGORITHM_CONFIGS):
+    app.command(_name)(_command(_name))

@@ -46,10 +46,15 @@ def sample_mallows(center: np.ndarray, phi: float, rng: np.random.Generator) -> 
         ``(K,)`` array of items, best first.
     """
     ranking: list[int] = []
+    u = rng.random(len(center))
     for i, item in enumerate(center, start=1):
-        weights = phi ** (i - np.arange(1, i + 1))  # position j = 1..i
-        j = int(rng.choice(i, p=weights / weights.sum()))
-        ranking.insert(j, int(item))
+        # jump k = i - j on {0..i-1} with P(k) ∝ phi^k: inverse CDF of a truncated geometric,
+        # P(k <= m) = (1 - phi^(m+1)) / (1 - phi^i)
+        if phi >= 1.0:
+            k = int(u[i - 1] * i)
+        else:
+            k = int(np.floor(np.log1p(-u[i - 1] * (1.0 - phi**i)) / np.log(phi)))
+        ranking.insert(i - 1 - min(k, i - 1), int(item))
     return np.asarray(ranking)
 
 

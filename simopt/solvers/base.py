@@ -200,6 +200,9 @@ class Evaluator:
         self.on_evaluate = on_evaluate
         self.stop = stop
         self.stopped = False
+        # per-replication values seen by this evaluator, by design key and replication index:
+        # paired (CRN) comparisons need them, History keeps only running moments
+        self._values: dict[tuple[float, ...], dict[int, float]] = {}
 
     @property
     def remaining(self) -> int:
@@ -229,9 +232,18 @@ class Evaluator:
         obs = self.problem.simulate(x, n_reps, seed=self.seed, first_rep=first)
         self.used += n_reps
         st = self.history.add(x, obs.objective)
+        vals = self._values.setdefault(_key(x), {})
+        for i, v in enumerate(obs.objective):
+            vals[first + i] = float(v)
         if self.on_evaluate is not None:
             self.on_evaluate(x, obs.objective, self.used)
         return st
+
+    def replications(self, x: np.ndarray) -> dict[int, float]:
+        """``{replication index: objective}`` for the replications this evaluator ran at ``x``
+        (problem's sense). Replications inherited from a warm-start history are not included:
+        only their moments are known."""
+        return dict(self._values.get(_key(self.problem.project(x)), {}))
 
     def evaluate_upto(self, x: np.ndarray, n_total: int) -> DesignStats:
         """Top ``x`` up to ``n_total`` replications (as far as the budget allows)."""
@@ -248,6 +260,35 @@ class Evaluator:
     def signed_mean(self, st: DesignStats) -> float:
         """The mean in minimization form (``sign * mean``)."""
         return self.problem.sign * st.mean
+
+
+@dataclass(frozen=True)
+class Box:
+    """The search box of a problem and the affine map to the unit cube ``[0, 1]^d``.
+
+    Solvers that scale steps to each variable's range work in unit coordinates
+    ``u = (x - lo) / (hi - lo)``; infinite bounds are replaced by ``Problem.search_box()``.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, problem: Problem) -> Box:
+        lo, hi = problem.search_box()
+        hi = np.where(hi > lo, hi, lo + 1.0)  # a fixed variable still gets a unit width
+        return cls(lo.astype(float), hi.astype(float))
+
+    @property
+    def width(self) -> np.ndarray:
+        return self.hi - self.lo
+
+    def to_unit(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=float) - self.lo) / self.width
+
+    def from_unit(self, u: np.ndarray) -> np.ndarray:
+        """``lo + u (hi - lo)`` with ``u`` clipped into ``[0, 1]`` (not yet rounded)."""
+        return self.lo + np.clip(np.asarray(u, dtype=float), 0.0, 1.0) * self.width
 
 
 class Solver(ABC):

@@ -1,0 +1,124 @@
+"""The solver interface: exact budget accounting, warm starts and determinism for every solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ALL_SOLVERS, FAST_OPTIONS
+
+from simopt import get_problem, solvers
+from simopt.errors import BudgetExhaustedError
+from simopt.solvers.base import Box, Evaluator, History
+
+
+class CountingProblem:
+    """Wraps a problem and counts every replication simulated, whoever asks for it."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.reps = 0
+        orig = problem.simulate
+
+        def simulate(x, n_reps=1, seed=0, first_rep=0):
+            self.reps += int(n_reps)
+            return orig(x, n_reps, seed, first_rep)
+
+        problem.simulate = simulate
+
+
+def test_evaluator_counts_and_refuses_to_overspend(example):
+    ev = Evaluator(example, budget=5, seed=3)
+    ev.evaluate(np.array([1.0, 0.0]), 3)
+    assert ev.used == 3 and ev.remaining == 2
+    with pytest.raises(BudgetExhaustedError, match="3 replications requested, 2 of 5 left"):
+        ev.evaluate(np.array([0.0, 0.0]), 3)
+    st = ev.evaluate_upto(np.array([1.0, 0.0]), 10)  # tops up only what the budget allows
+    assert st.n == 5 and ev.used == 5
+    reps = ev.replications(np.array([1.0, 0.0]))
+    assert sorted(reps) == [0, 1, 2, 3, 4]
+    # replication j uses CRN stream j: the same values as simulating directly
+    direct = example.simulate([1.0, 0.0], 5, seed=3).objective
+    np.testing.assert_allclose([reps[j] for j in range(5)], direct)
+    assert st.mean == pytest.approx(direct.mean())
+
+
+def test_box_maps_the_search_box_to_the_unit_cube(example):
+    box = Box.of(example)
+    lo, hi = example.search_box()
+    np.testing.assert_allclose(box.to_unit(lo), 0.0)
+    np.testing.assert_allclose(box.to_unit(hi), 1.0)
+    x = np.array([0.3, -1.7])
+    np.testing.assert_allclose(box.from_unit(box.to_unit(x)), x)
+    np.testing.assert_allclose(box.from_unit(np.array([-1.0, 2.0])), [lo[0], hi[1]])
+
+
+@pytest.mark.parametrize("name", ALL_SOLVERS)
+@pytest.mark.parametrize("budget", [37, 101])
+def test_exact_budget_accounting(name, budget):
+    problem = get_problem("EXAMPLE-1")
+    counter = CountingProblem(problem)
+    seen = []
+    traj = solvers.get(name, **FAST_OPTIONS.get(name, {})).run(
+        problem, budget, seed=5, on_evaluate=lambda x, v, u: seen.append((len(v), u))
+    )
+    assert traj.budget_used <= budget
+    assert counter.reps == traj.budget_used  # no replication outside the evaluator
+    assert sum(n for n, _ in seen) == traj.budget_used
+    assert [u for _, u in seen] == list(np.cumsum([n for n, _ in seen]))
+    budgets = [b for b, _, _ in traj.points]
+    assert budgets == sorted(budgets) and budgets[-1] <= traj.budget_used
+    assert int(traj.history.counts.sum()) == traj.budget_used
+    assert traj.solver == name
+
+
+@pytest.mark.parametrize("name", ALL_SOLVERS)
+def test_fixed_seed_is_deterministic_and_independent_of_global_state(name):
+    import torch
+
+    problem = get_problem("EXAMPLE-1")
+    opts = FAST_OPTIONS.get(name, {})
+    a = solvers.get(name, **opts).run(problem, 60, x0=[1.5, -1.0], seed=11)
+    np.random.random(7)  # disturb the global generators between the runs
+    torch.rand(3)
+    b = solvers.get(name, **opts).run(problem, 60, x0=[1.5, -1.0], seed=11)
+    assert len(a.points) == len(b.points)
+    for (ba, xa, ea), (bb, xb, eb) in zip(a.points, b.points, strict=True):
+        assert ba == bb and np.array_equal(xa, xb) and (ea == eb or np.isnan(ea) and np.isnan(eb))
+    c = solvers.get(name, **opts).run(problem, 60, x0=[1.5, -1.0], seed=12)
+    assert c.history.to_json() != a.history.to_json()  # the seed matters
+
+
+@pytest.mark.parametrize("name", ALL_SOLVERS)
+def test_x0_is_respected_and_warm_history_is_not_repaid(name):
+    problem = get_problem("EXAMPLE-1")
+    x0 = np.array([1.0, -2.0])
+    first = []
+    traj = solvers.get(name, **FAST_OPTIONS.get(name, {})).run(
+        problem, 40, x0=x0, seed=2, on_evaluate=lambda x, v, u: first.append(x.copy())
+    )
+    assert np.array_equal(first[0], x0)  # every solver measures the given start first
+    # warm start: the same history handed back costs nothing; counts only grow by new spending
+    hist = traj.history
+    before = {tuple(x): n for x, n in zip(hist.X.tolist(), hist.counts, strict=True)}
+    counter = CountingProblem(problem)
+    traj2 = solvers.get(name, **FAST_OPTIONS.get(name, {})).run(
+        problem, 30, x0=x0, seed=2, history=hist
+    )
+    after = traj2.history
+    assert int(after.counts.sum()) == sum(before.values()) + traj2.budget_used
+    assert counter.reps == traj2.budget_used
+    assert hist.counts.sum() == sum(before.values())  # the caller's history is not mutated
+
+
+def test_unknown_solver_names_the_choices():
+    from simopt.errors import InputError
+
+    with pytest.raises(InputError, match="unknown solver 'bogus'.*spsa"):
+        solvers.get("bogus")
+
+
+def test_history_round_trips_through_json(example):
+    ev = Evaluator(example, 10, seed=1)
+    ev.evaluate(np.array([0.5, 0.5]), 4)
+    h = History.from_json(ev.history.to_json())
+    assert h.to_json() == ev.history.to_json()

@@ -1,0 +1,202 @@
+"""Fitted models of one node given its parents: the pieces of a structural equation model.
+
+Every model samples ``values = model.sample(env, u)`` where ``env`` maps parent names to arrays
+of shape ``(n,)`` and ``u`` holds one common random number per row, shape ``(n,)``; the same
+``u`` at two designs gives paired (CRN) samples.
+
+* :class:`RootModel`: ``Z = F^{-1}(u)``, ``F`` a parametric family (AIC, or MC-EM for latents).
+* :class:`FormulaModel`: ``Z = g(parents)``, a deterministic mechanism that was checked on data.
+* :class:`RegressionModel`: ``T(Z) = m(p) + s(p) e``, with ``m`` a regression of the
+  (optionally log-) transformed node on its parents, ``s(p) = exp(a + b·p)`` a heteroskedastic
+  scale fitted to ``log |residual|``, and ``e`` drawn from the standardized residuals (residual
+  bootstrap). Binary nodes are Bernoulli with probability ``clip(m(p), 0, 1)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import PolynomialFeatures
+
+from simopt.errors import InputError
+from simopt.replicas.distributions import FittedDistribution
+from simopt.replicas.structure import CompiledFormula
+
+MODEL_CLASSES = ("gp", "linear", "gbm", "mlp")
+# NOTE: a positive node whose range spans more than this ratio is modelled on the log scale,
+# where waiting times and costs near a blow-up are closer to homoscedastic and additive.
+LOG_RANGE_RATIO = 20.0
+# A GP on individual rows (parents include random nodes) is fitted to at most this many rows:
+# the marginal-likelihood optimization costs O(n^3) per step.
+GP_MAX_ROWS = 80
+
+
+@dataclass
+class RootModel:
+    """``Z = F^{-1}(u)`` for a fitted family ``F``."""
+
+    dist: FittedDistribution
+
+    def sample(self, env: Mapping[str, np.ndarray], u: np.ndarray) -> np.ndarray:
+        return self.dist.ppf(u)
+
+    def describe(self) -> str:
+        return self.dist.describe()
+
+
+@dataclass
+class FormulaModel:
+    """``Z = g(parents)``: a deterministic mechanism."""
+
+    formula: CompiledFormula
+
+    def sample(self, env: Mapping[str, np.ndarray], u: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.formula.evaluate(env), u.shape).astype(float)
+
+    def describe(self) -> str:
+        return f"formula {self.formula}"
+
+
+def formula_fits(formula: CompiledFormula, env: Mapping[str, np.ndarray], y: np.ndarray) -> bool:
+    """Whether ``y = g(parents)`` holds on the data: RMSE within 1% of the node's spread."""
+    with np.errstate(all="ignore"):
+        pred = np.broadcast_to(formula.evaluate(env), y.shape)
+    if not np.all(np.isfinite(pred)):
+        return False
+    rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
+    return rmse <= 0.01 * float(np.std(y)) + 1e-9 * (1.0 + float(np.abs(y).max()))
+
+
+def _mean_model(model_class: str, n_features: int, seed: int):
+    if model_class == "gp":
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(
+            length_scale=np.full(n_features, 0.3), length_scale_bounds=(1e-2, 1e2)
+        ) + WhiteKernel(1e-2, (1e-8, 1e1))
+        return GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=0,
+                                        random_state=seed)
+    if model_class == "linear":
+        return make_pipeline(PolynomialFeatures(2), RidgeCV(alphas=np.logspace(-6, 2, 9)))
+    if model_class == "gbm":
+        return GradientBoostingRegressor(n_estimators=150, max_depth=2, learning_rate=0.05,
+                                         subsample=0.8, random_state=seed)
+    if model_class == "mlp":
+        return MLPRegressor(hidden_layer_sizes=(32, 32), alpha=1e-3, max_iter=3000,
+                            learning_rate_init=3e-3, random_state=seed)
+    raise InputError(f"unknown model class {model_class!r}; choose from {MODEL_CLASSES}")
+
+
+class RegressionModel:
+    """A stochastic node given its parents: ``T(Z) = m(p) + s(p) e`` (see the module doc).
+
+    Args:
+        parents: parent names (the columns of ``P``).
+        P: parent values, shape ``(N, p)``.
+        y: node values, shape ``(N,)``.
+        model_class: gp | linear | gbm | mlp (see :data:`MODEL_CLASSES`).
+        kind: continuous | integer | binary.
+        seed: seeds the regression's own randomness (GBM subsampling, MLP init).
+    """
+
+    def __init__(self, parents: tuple[str, ...], P: np.ndarray, y: np.ndarray, model_class: str,
+                 kind: str = "continuous", seed: int = 0):
+        self.parents = parents
+        self.model_class = model_class
+        self.kind = kind
+        P = np.asarray(P, dtype=float).reshape(len(y), -1)
+        y = np.asarray(y, dtype=float)
+        self.binary = kind == "binary" or bool(np.all(np.isin(y, (0.0, 1.0))))
+        self.nonneg = bool(np.all(y >= 0))
+        self.integer = kind == "integer" or (not self.binary and np.allclose(y, np.round(y)))
+        self.log = bool(not self.binary and np.all(y > 0) and y.max() > LOG_RANGE_RATIO * y.min())
+        t = np.log(y) if self.log else y
+        self.p_mean, self.p_std = P.mean(axis=0), P.std(axis=0) + 1e-12
+        Z = (P - self.p_mean) / self.p_std
+        # Inputs are clipped to the training range widened by its span on each side: beyond
+        # that a quadratic or a log feature extrapolates wildly (e.g. log 0).
+        z_span = Z.max(axis=0) - Z.min(axis=0) if Z.size else np.zeros(Z.shape[1])
+        self.z_bounds = (Z.min(axis=0) - z_span, Z.max(axis=0) + z_span) if Z.size else (
+            np.zeros(0), np.zeros(0))
+        self.t_mean, self.t_std = float(t.mean()), float(t.std() + 1e-12)
+        # NOTE: samples stay within the training range widened by its span on each side, so
+        # extrapolating regressions (and exp on the log scale) cannot overflow downstream.
+        span = float(t.max() - t.min()) + 1e-12
+        self.t_bounds = (float(t.min()) - span, float(t.max()) + span)
+        ts = (t - self.t_mean) / self.t_std
+        self.mean_model = _mean_model(model_class, Z.shape[1], seed)
+        self._fit_mean(Z, ts)
+        resid = ts - self._predict_std(Z)
+        # Heteroskedastic scale s(p) = exp(a + b·p) fitted to log|r|; standardized residuals
+        # e = r / s(p) are then resampled (residual bootstrap).
+        self.scale_model = Ridge(alpha=1.0).fit(Z, np.log(np.abs(resid) + 1e-6))
+        s = np.exp(self.scale_model.predict(Z))
+        self.s_bounds = (float(s.min()) * 0.5, float(s.max()) * 2.0)
+        self.e_pool = np.sort(resid / s)
+
+    def _fit_mean(self, Z: np.ndarray, ts: np.ndarray) -> None:
+        if self.model_class == "gp":
+            # Replicated inputs: fit the GP to group means with noise variance var/count, which
+            # is exact for a GP with homoscedastic noise and keeps the solve small.
+            groups, inverse, counts = np.unique(Z, axis=0, return_inverse=True,
+                                                return_counts=True)
+            inverse = inverse.reshape(-1)
+            if groups.shape[0] <= 0.5 * Z.shape[0]:
+                means = np.bincount(inverse, ts) / counts
+                sq = np.bincount(inverse, (ts - means[inverse]) ** 2)
+                pooled = float(sq.sum() / max(1, Z.shape[0] - groups.shape[0]))
+                self.mean_model.alpha = np.maximum(pooled, 1e-6) / counts
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    self.mean_model.fit(groups, means)
+                return
+            if Z.shape[0] > GP_MAX_ROWS:
+                keep = np.random.default_rng(0).choice(Z.shape[0], GP_MAX_ROWS, replace=False)
+                Z, ts = Z[keep], ts[keep]
+        with warnings.catch_warnings():
+            # Length scales at their bounds are expected (a flat direction); not actionable.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.mean_model.fit(Z, ts)
+
+    def _predict_std(self, Z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.mean_model.predict(Z), dtype=float).reshape(-1)
+
+    def _features(self, env: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        cols = [np.broadcast_to(np.asarray(env[p], dtype=float), (n,)) for p in self.parents]
+        P = np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+        Z = np.nan_to_num((P - self.p_mean) / self.p_std, nan=0.0, posinf=1e6, neginf=-1e6)
+        return np.clip(Z, *self.z_bounds)
+
+    def predict_mean(self, env: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """``m(p)`` on the node's own scale (before noise), shape ``(n,)``."""
+        t = self._predict_std(self._features(env, n)) * self.t_std + self.t_mean
+        t = np.clip(t, *self.t_bounds)
+        return np.exp(t) if self.log else t
+
+    def sample(self, env: Mapping[str, np.ndarray], u: np.ndarray) -> np.ndarray:
+        n = u.shape[0]
+        Z = self._features(env, n)
+        m = self._predict_std(Z)
+        if self.binary:
+            prob = np.clip(m * self.t_std + self.t_mean, 0.0, 1.0)
+            return (u < prob).astype(float)
+        with np.errstate(over="ignore"):
+            s = np.clip(np.exp(self.scale_model.predict(Z)), *self.s_bounds)
+        e = self.e_pool[np.minimum((u * self.e_pool.size).astype(int), self.e_pool.size - 1)]
+        t = np.clip((m + s * e) * self.t_std + self.t_mean, *self.t_bounds)
+        y = np.exp(t) if self.log else t
+        if self.nonneg:
+            y = np.maximum(y, 0.0)
+        return np.round(y) if self.integer else y
+
+    def describe(self) -> str:
+        scale = "log " if self.log else ""
+        return f"{scale}{self.model_class} regression on {list(self.parents)}"

@@ -176,7 +176,7 @@ def _normalize(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
-def match_name(name: str, targets: Sequence[str], cutoff: float = 0.8) -> str | None:
+def match_name(name: str, targets: Sequence[str], cutoff: float = 0.75) -> str | None:
     """The target ``name`` refers to: exact, then normalized spelling, then ``difflib``."""
     if name in targets:
         return name
@@ -831,6 +831,7 @@ def _refine_with_pc(context: dict, cols: dict[str, np.ndarray], decisions: list[
     except (ValueError, np.linalg.LinAlgError) as exc:
         notes.append(f"PC skipped: {exc}")
         return
+    pc_graph = nx.DiGraph([(p, c) for c, ps in pc_parents.items() for p in ps])
     for n in free:
         # Parents the description states are kept as they are: PC is a diagnostic beside the
         # text, and its orientations among intermediates are the least reliable part.
@@ -840,7 +841,9 @@ def _refine_with_pc(context: dict, cols: dict[str, np.ndarray], decisions: list[
             # PC's Fisher-z test is linear: it must not cut a node off the decisions when a
             # rank test sees its distribution move with the design.
             new = set(pc_parents[n])
-            if parents[n] and not _independent_of_decisions(cols[n], cols, decisions):
+            if (parents[n] and not any(nx.has_path(pc_graph, d, n) for d in decisions
+                                       if d in pc_graph)
+                    and not _independent_of_decisions(cols[n], cols, decisions)):
                 new |= set(decisions)
             if new != parents[n]:
                 notes.append(f"PC: parents of {n}: {sorted(parents[n])} -> {sorted(new)}")

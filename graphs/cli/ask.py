@@ -92,8 +92,8 @@ def ask(
     for line in report["failures"]:
         console.print(f"failed: {line.removeprefix('- ')}", markup=False)
     if report["plot"]:
-        console.print(f"plot: {report['plot']}", markup=False)
-    console.print(f"report: {report['path']}", markup=False)
+        console.print(f"plot: {report['plot']}", markup=False, soft_wrap=True)
+    console.print(f"report: {report['path']}", markup=False, soft_wrap=True)
 
 
 def _parse_defaults(items: list[str]) -> dict[str, Any]:

@@ -32,10 +32,12 @@ def list_cmd(
         print_json([r.__dict__ for r in records])
         return
     table = Table(title="runs")
-    for col in ("id", "algorithm", "status", "started", "ended", "loss/total", "reward/accuracy"):
+    table.add_column("id", no_wrap=True)  # ids are what users copy: never truncate them
+    table.add_column("algorithm", no_wrap=True)
+    for col in ("status", "ended", "loss/total", "reward/accuracy"):
         table.add_column(col)
     for r in records:
-        table.add_row(r.id, r.algorithm, r.status, r.started or "", r.ended or "",
+        table.add_row(r.id, r.algorithm, r.status, r.ended or "",
                       _fmt(r.metrics.get("loss/total")), _fmt(r.metrics.get("reward/accuracy")))
     console.print(table)
 
@@ -82,7 +84,8 @@ def compare_cmd(
         print_json({"metric": metric, "runs": rows, "plot": str(plot)})
         return
     table = Table(title=f"{metric}")
-    for col in ("id", "algorithm", "status", "final", "steps"):
+    table.add_column("id", no_wrap=True)
+    for col in ("algorithm", "status", "final", "steps"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["id"], r["algorithm"], r["status"], _fmt(r["final"]), str(r["steps"]))

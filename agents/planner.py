@@ -990,8 +990,8 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
             notes.append(f"dropped a duplicate of {where}")
             continue
         seen.add(key)
-        runs.append(run.model_copy(update={"algorithm": name, "config": config,
-                                           "label": run.label or name}))
+        runs.append(run.model_copy(update={"algorithm": name, "config": config}))
+    runs = _with_labels(runs)
     comparison = plan.comparison.model_copy()
     algos = list(dict.fromkeys(r.algorithm for r in runs))
     dropped = [b for b in comparison.baselines if b not in algos]
@@ -1008,6 +1008,40 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
         "errors": list(dict.fromkeys(errors)), "questions": list(dict.fromkeys(questions)),
         "notes": list(dict.fromkeys(notes)),
     })
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True, default=str)
+    return out
+
+
+def _with_labels(runs: list[PlannedRun]) -> list[PlannedRun]:
+    """Label runs that came without one by what varies among runs of the same algorithm.
+
+    An LLM may leave ``label`` empty; the report groups seeds by label, so a sweep must not
+    collapse into one group: the label names every config value (seed and paths aside) that
+    differs between runs of the algorithm, e.g. ``dpo preference.beta=0.3``.
+    """
+    if all(r.label for r in runs):
+        return runs
+    ignore = {"seed", "name", "output_dir", "resume"}
+    flat = [_flatten(r.config) for r in runs]
+    out = []
+    for i, run in enumerate(runs):
+        if run.label:
+            out.append(run)
+            continue
+        same = [flat[j] for j, r in enumerate(runs) if r.algorithm == run.algorithm]
+        keys = sorted({k for f in same for k in f} - ignore)
+        varied = [k for k in keys if len({f.get(k) for f in same}) > 1]
+        parts = [f"{k}={json.loads(flat[i][k])}" for k in varied if k in flat[i]]
+        out.append(run.model_copy(update={"label": " ".join([run.algorithm, *parts])}))
+    return out
 
 
 def _validate_so(name: str, config: dict, seed: int) -> dict:

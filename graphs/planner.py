@@ -186,9 +186,11 @@ def report(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
         r["mean"] is not None for r in rows) else None
     failures = [f"- {k}: {v.get('error') or v.get('status')}".splitlines()[0]
                 for k, v in finished.items() if v.get("status") != "finished"]
+    tails = [f"## {k} (log tail)\n\n```\n{v['log_tail'].strip()}\n```\n"
+             for k, v in finished.items() if v.get("status") != "finished" and v.get("log_tail")]
     text = "\n".join([f"# {plan.request}", "", table, ""]
                      + (["Failed runs:", *failures, ""] if failures else [])
-                     + ([f"![comparison]({plot.name})"] if plot else []))
+                     + ([f"![comparison]({plot.name})", ""] if plot else []) + tails)
     (plan_dir / "report.md").write_text(text + "\n")
     return {"report": {"markdown": table, "plot": str(plot) if plot else None,
                        "path": str(plan_dir / "report.md"), "failures": failures,
@@ -389,11 +391,16 @@ def _run_training(infos: list[dict], ctx: PlannerContext) -> None:
         return
     for info, res in zip(infos, results, strict=True):
         out = Path(info["output_dir"])
-        if res.status == "failed" and _read_summary(out) is None:
-            tail = res.log_tail.strip().splitlines()
-            _write_summary(out, {"status": "failed", "run_id": res.run_id,
-                                 "error": tail[-1] if tail else f"exit code {res.returncode}",
-                                 "log_tail": res.log_tail})
+        if res.status != "failed":
+            continue
+        tail = res.log_tail.strip().splitlines()
+        summary = {"status": "failed", "run_id": res.run_id,
+                   "error": tail[-1] if tail else f"exit code {res.returncode}"}
+        try:  # the trainer's own summary (when it got that far) keeps its error
+            summary.update(json.loads((out / "summary.json").read_text()))
+        except (OSError, json.JSONDecodeError):
+            pass
+        _write_summary(out, {**summary, "status": "failed", "log_tail": res.log_tail})
 
 
 def _run_simopt_all(items: list[tuple[PlannedRun, dict]]) -> None:
@@ -458,7 +465,8 @@ def _read_summary(out: Path) -> dict | None:
     if data.get("status") not in ("finished", "failed"):
         return None
     return {"status": data["status"], "run_id": data.get("run_id"),
-            "metrics": data.get("metrics") or {}, "error": data.get("error")}
+            "metrics": data.get("metrics") or {}, "error": data.get("error"),
+            "log_tail": (data.get("log_tail") or "")[-2000:]}
 
 
 def _last_step(out: Path) -> int | None:

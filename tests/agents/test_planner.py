@@ -308,3 +308,12 @@ def test_random_requests_from_the_vocabulary_always_give_a_checked_plan(words):
     assert isinstance(plan, ExperimentPlan)
     assert plan.ok or plan.questions or plan.errors or not plan.runs
     assert len(plan.runs) <= 64 or plan.errors
+
+
+def test_unlabeled_llm_sweeps_are_labeled_by_what_varies():
+    runs = [PlannedRun(algorithm="dpo", seed=s,
+                       config={"algorithm": "dpo", "preference": {"beta": b}})
+            for b in (0.1, 0.3) for s in (0, 1)]
+    plan = validate_plan(ExperimentPlan(request="r", runs=runs))
+    assert [r.label for r in plan.runs] == ["dpo preference.beta=0.1"] * 2 + [
+        "dpo preference.beta=0.3"] * 2

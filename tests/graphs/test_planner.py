@@ -253,3 +253,21 @@ def test_socrates_ask_yes_launches_four_runs_and_prints_the_comparison(
     assert sorted(r.algorithm for r in records) == ["dpo", "dpo", "mallowspo-theta",
                                                     "mallowspo-theta"]
     assert "plot: " in out and Path(out.split("plot: ")[1].split()[0]).is_file()
+
+
+def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path, monkeypatch):
+    real = gp.run_simopt
+
+    def flaky(run, out):
+        if run.algorithm == "random_search" and run.seed == 1:
+            raise RuntimeError("simulated crash of one run")
+        return real(run, out)
+
+    monkeypatch.setattr(gp, "run_simopt", flaky)
+    state = gp.run_planner(SO_REQUEST, context=_ctx(tmp_path))
+    statuses = {k: v["status"] for k, v in state["finished"].items()}
+    assert sorted(statuses.values()) == ["failed", "finished", "finished", "finished"]
+    assert state["report"]["failures"] == [
+        "- r03-random_search-s1: RuntimeError: simulated crash of one run"]
+    assert "| random_search | 1 |" in state["report"]["markdown"]
+    assert "| nelder_mead | 2 |" in state["report"]["markdown"]

@@ -271,3 +271,31 @@ def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path, monkeypatch):
         "- r03-random_search-s1: RuntimeError: simulated crash of one run"]
     assert "| random_search | 1 |" in state["report"]["markdown"]
     assert "| nelder_mead | 2 |" in state["report"]["markdown"]
+
+
+@pytest.mark.parametrize(("answer", "launched"), [("n\n", False), ("y\n", True)])
+def test_socrates_ask_asks_for_approval_on_a_terminal(answer, launched, tmp_path, monkeypatch,
+                                                      capsys):
+    import io
+
+    monkeypatch.setenv("SOCRATES_RUNS_DIR", str(tmp_path))
+    stdin = io.StringIO(answer)
+    stdin.isatty = lambda: True
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["ask", SO_REQUEST]) == 0
+    out = capsys.readouterr().out
+    assert "Launch these 4 runs?" in out
+    if launched:
+        assert "| nelder_mead | 2 |" in out and (tmp_path / "plans").is_dir()
+    else:
+        assert "nothing launched: not approved" in out and not (tmp_path / "plans").exists()
+
+
+def test_socrates_ask_json_reports_the_launched_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SOCRATES_RUNS_DIR", str(tmp_path))
+    assert main(["ask", SO_REQUEST, "--yes", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["launched"] is True and len(payload["finished"]) == 4
+    rows = {r["label"]: r for r in payload["report"]["rows"]}
+    assert rows["random_search"]["baseline"] and rows["nelder_mead"]["n"] == 2
+    assert Path(payload["report"]["plot"]).is_file()

@@ -123,8 +123,8 @@ class ResourceEstimate(BaseModel):
                 f"(machine: {self.machine_memory_gb:.0f} GB)")
 
 
-STARTUP_S = 8.0  # importing torch + transformers in a fresh subprocess
-STEP_OVERHEAD_S = 0.02  # Python/optimizer overhead of one step of a tiny model
+STARTUP_S = 12.0  # importing torch, transformers and scipy in a fresh subprocess, then eval
+STEP_OVERHEAD_S = 0.1  # per step of a tiny model: 0.1-0.2 s measured for the bandit on 2 busy cores
 CPU_FLOPS = 2e9  # effective FLOP/s of one core on small matmuls (float32)
 PROCESS_GB = 0.6  # resident memory of a torch process before the model
 SECONDS_PER_REPLICATION = 2e-4  # built-in problems are vectorized numpy simulations

@@ -116,7 +116,8 @@ def _print_plan(plan: Any, estimate: Any) -> None:
     from graphs.planner_state import run_key
 
     table = Table(title=f"plan: {len(plan.runs)} runs")
-    for col in ("run", "algorithm", "seed", "settings", "steps/budget"):
+    table.add_column("run", overflow="fold")
+    for col in ("algorithm", "seed", "settings", "steps/budget"):
         table.add_column(col)
     for i, r in enumerate(plan.runs):
         settings = ", ".join(f"{k}={v}" for k, v in r.params.items()) or "defaults"

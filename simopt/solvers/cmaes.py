@@ -43,7 +43,9 @@ class CMAES(Solver):
 
     def __init__(self, sigma0: float = 0.25, popsize: int | None = None, reps: int | None = None):
         if not (0 < sigma0 <= 1):
-            raise InputError(f"cmaes: sigma0 must be in (0, 1] (a fraction of the box), got {sigma0}")
+            raise InputError(
+                f"cmaes: sigma0 must be in (0, 1] (a fraction of the box), got {sigma0}"
+            )
         if popsize is not None and int(popsize) < 2:
             raise InputError(f"cmaes: popsize must be >= 2, got {popsize}")
         if reps is not None and int(reps) < 1:

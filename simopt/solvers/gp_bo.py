@@ -134,7 +134,8 @@ class GPBO(Solver):
             warnings.simplefilter("ignore")
             cand, _ = optimize_acqf(
                 acq, bounds=bounds, q=q, num_restarts=self.num_restarts,
-                raw_samples=self.raw_samples, options={"maxiter": 50, "batch_limit": self.num_restarts},
+                raw_samples=self.raw_samples,
+                options={"maxiter": 50, "batch_limit": self.num_restarts},
                 retry_on_optimization_warning=False,
             )
         return cand.detach().numpy()  # (q, d)

@@ -39,7 +39,9 @@ class RandomSearch(Solver):
         if int(reps) < 1:
             raise InputError(f"random_search: reps must be >= 1, got {reps}")
         if sampler not in ("sobol", "uniform"):
-            raise InputError(f"random_search: sampler must be 'sobol' or 'uniform', got {sampler!r}")
+            raise InputError(
+                f"random_search: sampler must be 'sobol' or 'uniform', got {sampler!r}"
+            )
         super().__init__(reps=int(reps), sampler=sampler, include_x0=bool(include_x0))
         self.reps = int(reps)
         self.sampler = sampler

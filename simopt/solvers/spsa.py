@@ -37,7 +37,7 @@ class SPSA(Solver):
     Options:
         reps (int): replications at each of the two perturbed designs (default 8).
         c (float): initial perturbation, fraction of each variable's range (default 0.05).
-        step0 (float): first step, fraction of the range per coordinate (default 0.1).
+        step0 (float): first step, fraction of the range per coordinate (default 0.05).
         n_gavg (int): gradient estimates averaged to calibrate ``a`` (default 2).
     """
 
@@ -46,7 +46,7 @@ class SPSA(Solver):
     supports_integer = False
     uses_history = False
 
-    def __init__(self, reps: int = 8, c: float = 0.05, step0: float = 0.1, n_gavg: int = 2):
+    def __init__(self, reps: int = 8, c: float = 0.05, step0: float = 0.05, n_gavg: int = 2):
         if int(reps) < 1 or not (0 < c <= 0.5) or not (0 < step0 <= 1) or int(n_gavg) < 1:
             raise InputError(
                 f"spsa: need reps >= 1, 0 < c <= 0.5, 0 < step0 <= 1, n_gavg >= 1; got "

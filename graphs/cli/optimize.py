@@ -1,18 +1,158 @@
-"""``socrates optimize``: run a solver (or SOCRATES) on a problem."""
+"""``socrates optimize --problem NAME --solver NAME --budget N [--seed S] [--json]``.
+
+Runs one solver of the portfolio on a built-in problem with a progress bar, then evaluates the
+recommendations by independent post-replications (SimOpt's metrics) and saves a run folder under
+the runs directory (``./runs`` or ``$SOCRATES_RUNS_DIR``)::
+
+    runs/optimize-<problem>-<solver>-s<seed>-<timestamp>/
+        config.json       problem, solver, budget, seed, options
+        trajectory.json   every recommendation (budget used, x, the solver's own estimate)
+        history.json      every design evaluated (replications, mean, M2)
+        metrics.json      post-replicated estimates, normalized-gap curve, AUC, solve time
+        progress.png      the progress curve
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import typer
 
+from graphs.cli.common import console, console_err, print_json
 from simopt.errors import InputError
+
+N_POSTREPS = 100
+POSTREP_SEED = 123_456
+
+
+def _runs_dir() -> Path:
+    from graphs.settings import load_settings
+
+    return Path(load_settings().runs_dir)
+
+
+def run_optimize(
+    problem_name: str, solver_name: str, budget: int | None, seed: int, progress: bool,
+    runs_dir: Path | None = None,
+) -> dict:
+    """Run, evaluate, save; return the summary written to ``metrics.json`` plus the folder."""
+    import numpy as np
+
+    from simopt import get_problem, metrics, solvers
+
+    problem = get_problem(problem_name)
+    solver = solvers.get(solver_name)
+    budget = problem.default_budget if budget is None else int(budget)
+    if budget < 1:
+        raise InputError(f"--budget must be >= 1 replication, got {budget}")
+    if problem.integer_mask.any() and not solver.supports_integer:
+        console_err.print(f"note: {solver_name} treats {problem.name}'s integer variables by "
+                          "rounding; integer_local_search or gp_bo may suit it better")
+    t0 = time.perf_counter()
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console_err, transient=True,
+        ) as bar:
+            task = bar.add_task(f"{solver_name} on {problem.name}", total=budget)
+            traj = solver.run(problem, budget, seed=seed,
+                              on_evaluate=lambda x, v, used: bar.update(task, completed=used))
+    else:
+        traj = solver.run(problem, budget, seed=seed)
+    wall = time.perf_counter() - t0
+
+    # independent post-replications (never the solver's own estimates), CRN across designs
+    f_x0 = problem.simulate(problem.x0, N_POSTREPS, seed=POSTREP_SEED).mean
+    est = metrics.post_replicate(problem, traj, N_POSTREPS, POSTREP_SEED)
+    summary: dict = {
+        "problem": problem.name, "solver": solver_name, "budget": budget, "seed": seed,
+        "budget_used": traj.budget_used, "wall_s": round(wall, 3),
+        "best_x": traj.best_x.tolist(), "solver_estimate": traj.best_estimate,
+        "post_estimate": float(est[-1]), "f_x0": float(f_x0), "n_postreps": N_POSTREPS,
+    }
+    curve = grid = None
+    if problem.known_optimum is not None:
+        f_star = float(problem.known_optimum[1])
+        try:
+            grid, curve = metrics.progress_curve(traj, est, f_x0, f_star, problem.minimize)
+        except InputError:  # f(x0) estimated no worse than f*: the gap is undefined
+            grid = curve = None
+        if curve is not None:
+            summary.update(
+                f_star=f_star, terminal_gap=metrics.terminal_gap(curve),
+                auc=metrics.area_under_curve(curve, grid),
+                solve_time_0_1=metrics.solve_time(curve, grid, alpha=0.1),
+            )
+
+    folder = (runs_dir or _runs_dir()) / (
+        f"optimize-{problem.name}-{solver_name}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(
+        {"problem": problem.name, "solver": solver_name, "budget": budget, "seed": seed,
+         "options": solver.options}, indent=2, default=str))
+    (folder / "trajectory.json").write_text(json.dumps(traj.to_json(), indent=2))
+    (folder / "history.json").write_text(json.dumps(traj.history.to_json()))
+    summary["estimates"] = est.tolist()
+    if curve is not None:
+        summary["grid"], summary["curve"] = grid.tolist(), curve.tolist()
+        common = metrics.DEFAULT_GRID
+        metrics.plot_progress_curves(
+            {solver_name: metrics.curve_on_grid(curve, grid, common)[None, :]},
+            folder / "progress.png", grid=common, title=f"{problem.name}: {solver_name}",
+        )
+    else:  # no reference optimum: plot the post-replicated objective itself
+        from simopt.metrics import _pyplot
+
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        b = np.array([p[0] for p in traj.points], float) / budget
+        ax.step(np.append(b, 1.0), np.append(est, est[-1]), where="post")
+        ax.set_xlabel("fraction of budget")
+        ax.set_ylabel("objective (post-replicated)")
+        fig.savefig(folder / "progress.png", dpi=110)
+        plt.close(fig)
+    (folder / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    summary["run_dir"] = str(folder)
+    return summary
 
 
 def optimize(
-    problem: str = typer.Option(..., "--problem", help="Built-in problem name."),
-    solver: str = typer.Option("gp_bo", "--solver", help="Solver name."),
-    budget: int = typer.Option(None, "--budget", help="Replications of the real system."),
-    seed: int = typer.Option(0, "--seed"),
+    problem: str = typer.Option(..., "--problem", help="Built-in problem name (socrates "
+                                "problems list)."),
+    solver: str = typer.Option("gp_bo", "--solver", help="Solver name: random_search, gp_bo, "
+                               "spsa, nelder_mead, cmaes, trust_region, ranking_selection, "
+                               "integer_local_search."),
+    budget: int = typer.Option(None, "--budget", help="Replications of the system "
+                               "(default: the problem's default budget)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the solver and its CRN streams."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
-    """Optimize a problem with one solver."""
-    raise InputError("optimize is not available yet")
+    """Optimize a built-in problem with one solver and save the run folder."""
+    summary = run_optimize(problem, solver, budget, seed, progress and not json_out)
+    if json_out:
+        print_json({k: v for k, v in summary.items() if k not in ("grid", "curve", "estimates")})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{summary['solver']} on {summary['problem']} "
+                        f"({summary['budget_used']}/{summary['budget']} replications)")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("recommended x", ", ".join(f"{v:.6g}" for v in summary["best_x"]))
+    table.add_row("solver's estimate", f"{summary['solver_estimate']:.6g}")
+    table.add_row(f"post-replicated f ({N_POSTREPS} reps)", f"{summary['post_estimate']:.6g}")
+    table.add_row("f(x0) post-replicated", f"{summary['f_x0']:.6g}")
+    if "terminal_gap" in summary:
+        table.add_row("known optimum f*", f"{summary['f_star']:.6g}")
+        table.add_row("normalized gap at the end", f"{summary['terminal_gap']:.4f}")
+        table.add_row("area under the progress curve", f"{summary['auc']:.4f}")
+        table.add_row("0.1-solve time (budget fraction)", f"{summary['solve_time_0_1']:.3g}")
+    table.add_row("wall time (s)", f"{summary['wall_s']:.2f}")
+    console.print(table)
+    console.print(f"run folder: {summary['run_dir']}", markup=False, highlight=False)

@@ -143,6 +143,31 @@ def _start(state: SocratesState, ctx: SocratesContext) -> tuple[np.ndarray, Hist
     return best.x.copy(), hist
 
 
+def _plain(obj: Any) -> Any:
+    """JSON-able copy of a node's update (numpy scalars and arrays become Python values), so
+    every checkpointer can store the state."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"state value of type {type(o).__name__} is not JSON-able")
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def node(fn):
+    """Mark a graph node: its update is made JSON-able before LangGraph stores it."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(state, runtime):
+        return _plain(fn(state, runtime))
+
+    return wrapper
+
+
 def _emit(stage: str, **kw: Any) -> None:
     try:
         get_stream_writer()({"stage": stage, **kw})
@@ -153,6 +178,7 @@ def _emit(stage: str, **kw: Any) -> None:
 # ---- nodes ----------------------------------------------------------------------------------
 
 
+@node
 def describe(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     ctx = _ctx(runtime)
     cfg = _cfg(state)  # validates the settings before any real evaluation
@@ -165,6 +191,7 @@ def describe(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     }
 
 
+@node
 def skeleton(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     from agents.causal import propose_skeleton
 
@@ -181,6 +208,7 @@ def skeleton(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     }
 
 
+@node
 def collect_data(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     ctx = _ctx(runtime)
     _emit("collect_data", budget=_cfg(state).data_budget)
@@ -192,6 +220,7 @@ def collect_data(state: SocratesState, runtime: Runtime[SocratesContext]) -> dic
     }
 
 
+@node
 def fit_replicas(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     ctx = _ctx(runtime)
     _emit("fit_replicas")
@@ -204,6 +233,7 @@ def fit_replicas(state: SocratesState, runtime: Runtime[SocratesContext]) -> dic
     return {"ensemble": info, "events": [{"node": "fit_replicas", **info}]}
 
 
+@node
 def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     ctx = _ctx(runtime)
     cfg = _cfg(state)
@@ -221,6 +251,7 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     }
 
 
+@node
 def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     from simopt.portfolio import PortfolioSummary
 
@@ -260,6 +291,7 @@ def route_meta(state: SocratesState) -> Literal["meta_optimize", "approve"]:
     return "meta_optimize" if state["round"] < _cfg(state).rounds else "approve"
 
 
+@node
 def approve(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     """Compute the expected-progress band and, if asked, wait for a person's approval."""
     ctx = _ctx(runtime)
@@ -290,6 +322,7 @@ def route_approval(state: SocratesState) -> Literal["execute", "report"]:
     return "execute" if state.get("approved") else "report"
 
 
+@node
 def execute(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     """Run the (rest of the) schedule on the real system until done or out of band."""
     ctx = _ctx(runtime)
@@ -300,7 +333,7 @@ def execute(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     x_start, data_hist = _start(state, ctx)
     history = History.from_json(ex["history"]) if ex.get("history") else data_hist
     incumbent = np.asarray(ex["incumbent"]) if ex.get("incumbent") else x_start
-    traj = Trajectory.from_json(ex["trajectory"]) if ex.get("trajectory") else Trajectory(total)
+    traj = Trajectory.from_json(ex["trajectory"]) if ex.get("trajectory") else Trajectory(budget=total)
     used0 = int(ex["used"])
     band = ProgressBand.from_json(state["band"])
     start_st = data_hist.get(x_start)
@@ -357,6 +390,7 @@ def route_execution(state: SocratesState) -> Literal["replan", "report"]:
     return "replan" if ex.get("pending_replan") and ex["used"] < total else "report"
 
 
+@node
 def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     """Reweight replicas by the real data, race from the incumbent, revise the rest of π."""
     from simopt.portfolio import post_replicate
@@ -388,6 +422,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     sched, info = propose_schedule(
         state["problem"], summary, [], llm=ctx.llm, score=cfg.score, integer_problem=integer
     )
+    sched = Schedule(sched.segments, cfg.final_selection or sched.final_selection)
     band = expected_progress_band(
         ens.replicas, weights, sched, remaining, incumbent,
         n_checkpoints=max(2, cfg.n_checkpoints // 2), macroreps=cfg.macroreps,
@@ -411,6 +446,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     }
 
 
+@node
 def report(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     from graphs.socrates_report import write_report
 

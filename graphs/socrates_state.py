@@ -40,7 +40,9 @@ class SocratesConfig(BaseModel):
         "mixed", description="How schedules are scored on the replicas."
     )
     final_selection: float = Field(
-        0.0, ge=0, le=0.3, description="Budget share for a final selection among incumbents."
+        0.1, ge=0, le=0.3,
+        description="Budget share for a final Kim-Nelson selection among the segments' "
+        "incumbents (guards against a lucky noisy estimate).",
     )
     n_checkpoints: int = Field(5, ge=2, le=50, description="Progress checks during execution.")
     deviation_k: int = Field(2, ge=1, le=10, description="Out-of-band checks in a row to re-plan.")

@@ -1,0 +1,27 @@
+"""The default checkpointer: one SQLite file per run store, WAL mode, one saver per process."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+_SAVERS: dict[str, SqliteSaver] = {}
+
+
+def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
+    """A process-wide :class:`SqliteSaver` on ``path`` (created with its folder if missing).
+
+    WAL journaling lets a reader (``socrates runs``) look while a run writes, and a busy
+    timeout rides over a concurrent writer instead of failing.
+    """
+    path = Path(path).resolve()
+    key = str(path)
+    if key not in _SAVERS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(key, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        _SAVERS[key] = SqliteSaver(conn)
+    return _SAVERS[key]

@@ -1,0 +1,152 @@
+"""The SOCRATES graph offline: budget accounting, re-planning, report, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphs.socrates import build_graph, route_execution, route_meta, run_socrates
+from simopt import Problem, Variable
+
+FAST = dict(
+    solvers=["random_search", "nelder_mead", "spsa"], rounds=2, macroreps=1, n_postreps=10,
+    n_replicas=2, reps_per_design=4, n_checkpoints=4,
+)
+
+
+def make_problem() -> Problem:
+    """A user's own system: a capacity choice with random demand; cost = shortage + holding."""
+
+    def simulate_one(x, rng):
+        demand = rng.gamma(4.0, 10.0)
+        shortage = max(demand - x[0], 0.0)
+        holding = max(x[0] - demand, 0.0)
+        return {"objective": 3.0 * shortage + 1.0 * holding, "shortage": shortage,
+                "holding": holding}
+
+    return Problem.from_function(
+        "capacity", "We choose a capacity x. Demand is random. shortage is the demand above x; "
+        "holding is the capacity above demand. The cost is 3 times shortage plus holding.",
+        [Variable("x", 0.0, 120.0)], simulate_one, minimize=True, x0=[5.0],
+    )
+
+
+def test_routers_on_hand_built_states():
+    cfg = {"budget": 100, "rounds": 3}
+    assert route_meta({"config": cfg, "round": 1}) == "meta_optimize"
+    assert route_meta({"config": cfg, "round": 3}) == "approve"
+    state = {"config": cfg, "data_used": 30,
+             "execution": {"used": 40, "pending_replan": "out of band"}}
+    assert route_execution(state) == "replan"
+    state["execution"]["used"] = 70  # budget exhausted: nothing left to re-plan
+    assert route_execution(state) == "report"
+
+
+def test_offline_run_accounts_the_whole_budget(tmp_path):
+    problem = make_problem()
+    events: list[dict] = []
+    res = run_socrates(problem, 80, seed=1, run_dir=tmp_path, on_event=events.append, **FAST)
+    assert res.best_x is not None and 0.0 <= res.best_x[0] <= 120.0
+    journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    paid = sum(r["n_reps"] for r in journal)
+    assert paid == res.budget_used <= 80
+    assert len({r["key"] for r in journal}) == len(journal)  # nothing simulated twice
+    assert res.budget_used >= 70  # the budget is spent, not left on the table
+    stages = {e["stage"] for e in events}
+    assert {"skeleton", "collect_data", "fit_replicas", "evaluate_portfolio", "meta_optimize",
+            "execute", "report"} <= stages
+    for f in ("report.md", "skeleton.json", "skeleton.png", "progress.png", "result.json"):
+        assert (tmp_path / f).exists(), f
+    # the answer beats the start: cost at x0 = 5 is about 3 * 35 = 105
+    assert problem.simulate(res.best_x, 400, seed=9).mean < 0.6 * problem.simulate(
+        [5.0], 400, seed=9).mean
+    assert res.trajectory.points[0][0] >= res.state["data_used"]
+
+
+def test_wrong_replicas_trigger_a_replan(tmp_path):
+    """Replicas that promise huge progress: real progress falls below the band, and SOCRATES
+    re-plans (reweights, races again from the incumbent, revises the schedule)."""
+    from graphs.socrates_state import SocratesContext
+    from simopt.replicas import ReplicaEnsemble  # noqa: F401  (the real type is not needed)
+
+    problem = make_problem()
+
+    def steep(x, rng):
+        return {"objective": 10_000.0 - 80.0 * x[0] + rng.normal(0, 0.01), "shortage": 0.0,
+                "holding": 0.0}
+
+    wrong = Problem.from_function("steep", "wrong", problem.variables, steep, x0=[5.0])
+
+    class Ens:
+        replicas = [wrong]
+        weights = [1.0]
+        scores = [0.0]
+
+    ctx = SocratesContext(problem=problem, run_dir=tmp_path)
+    ctx.cache["ensemble"] = Ens()
+    g = build_graph()
+    from graphs.socrates import initial_state
+    from graphs.socrates_state import SocratesConfig
+
+    cfg = SocratesConfig(budget=100, seed=0, band_tolerance=0.0, deviation_k=1, max_replans=1,
+                         **FAST)
+    final = g.invoke(initial_state("capacity", cfg), context=ctx)
+    assert final["replans"], "no re-plan although the replicas were wrong"
+    rp = final["replans"][0]
+    assert "below the expected band" in rp["reason"]
+    assert rp["old"] and rp["new"]
+    assert final["result"]["budget_used"] <= 100
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from tests.graphs.test_socrates import make_problem, FAST
+    from graphs.checkpointing import sqlite_checkpointer
+    from graphs.socrates import run_socrates
+    run_dir = sys.argv[1]
+    kill_at = int(os.environ.get("KILL_AT", "0"))
+
+    def on_event(ev):
+        if kill_at and ev.get("stage") == "execute" and ev["used"] >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    res = run_socrates(make_problem(), 80, seed=2, run_dir=run_dir,
+                       checkpointer=sqlite_checkpointer(run_dir + "/checkpoints.sqlite"),
+                       thread_id="t1", on_event=on_event, **FAST)
+    print("BEST", res.best_x.tolist(), res.budget_used)
+""")
+
+
+@pytest.mark.slow
+def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
+    root = str(Path(__file__).resolve().parents[2])
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(root=root))
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    p1 = subprocess.run([sys.executable, str(script), str(killed_dir)], capture_output=True,
+                        text=True, env=dict(env, KILL_AT="20"), timeout=600)
+    assert p1.returncode == -9, p1.stderr[-2000:]
+    before = (killed_dir / "journal.jsonl").read_text().splitlines()
+    p2 = subprocess.run([sys.executable, str(script), str(killed_dir)], capture_output=True,
+                        text=True, env=env, timeout=600)
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    p3 = subprocess.run([sys.executable, str(script), str(clean_dir)], capture_output=True,
+                        text=True, env=env, timeout=600)
+    assert p3.returncode == 0, p3.stderr[-2000:]
+    resumed = [json.loads(x) for x in (killed_dir / "journal.jsonl").read_text().splitlines()]
+    clean = [json.loads(x) for x in (clean_dir / "journal.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in resumed][: len(before)] == [json.loads(x)["key"] for x in before]
+    assert len({r["key"] for r in resumed}) == len(resumed)  # nothing repeated
+    assert [r["key"] for r in resumed] == [r["key"] for r in clean]  # nothing lost or changed
+    best = [line for line in p2.stdout.splitlines() if line.startswith("BEST")]
+    assert best == [line for line in p3.stdout.splitlines() if line.startswith("BEST")]
+    assert np.isfinite(json.loads(best[0].split(" ", 1)[1].rsplit(" ", 1)[0])[0])

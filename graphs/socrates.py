@@ -116,7 +116,6 @@ def _ensemble(state: SocratesState, ctx: SocratesContext):
     """The replica ensemble, fitted deterministically from the journaled data."""
     if "ensemble" not in ctx.cache:
         from agents.causal import CausalSkeleton
-
         from simopt.replicas import fit_ensemble
 
         cfg = _cfg(state)
@@ -333,7 +332,9 @@ def execute(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     x_start, data_hist = _start(state, ctx)
     history = History.from_json(ex["history"]) if ex.get("history") else data_hist
     incumbent = np.asarray(ex["incumbent"]) if ex.get("incumbent") else x_start
-    traj = Trajectory.from_json(ex["trajectory"]) if ex.get("trajectory") else Trajectory(budget=total)
+    traj = Trajectory(budget=total)
+    if ex.get("trajectory"):
+        traj = Trajectory.from_json(ex["trajectory"])
     used0 = int(ex["used"])
     band = ProgressBand.from_json(state["band"])
     start_st = data_hist.get(x_start)

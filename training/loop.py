@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -111,16 +112,26 @@ def make_accelerator(cfg: RunConfig) -> Any:
 
 
 def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
-    """Linear warmup then constant / cosine / linear decay (``transformers.get_scheduler``)."""
-    from transformers import get_scheduler
+    """Multiplier on the peak lr at scheduler step ``s`` (``W`` warmup, ``N`` max steps).
 
-    name = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
-    return get_scheduler(
-        name[cfg.schedule.kind],
-        optimizer,
-        num_warmup_steps=cfg.schedule.warmup_steps,
-        num_training_steps=cfg.max_steps,
-    )
+    ``s < W``: ``s / W`` (linear warmup from 0); afterwards, with ``p = (s - W) / (N - W)``:
+    constant ``1``, linear ``1 - p``, cosine ``(1 + cos(pi p)) / 2`` (clamped at 0). These are
+    the shapes of ``transformers.get_scheduler`` (constant_with_warmup, linear, cosine), as a
+    plain ``LambdaLR`` so a tabular run does not import transformers.
+    """
+    warmup, total, kind = cfg.schedule.warmup_steps, cfg.max_steps, cfg.schedule.kind
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

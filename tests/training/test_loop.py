@@ -114,7 +114,7 @@ class ExplodingAlgorithm:
         loss = (self.model(torch.ones(1, 1)) - 2.0).pow(2).mean()
         if step >= self.bad_step:
             loss = loss * float("nan")
-        return loss, {"loss/mse": float(loss)}
+        return loss, {"loss/mse": float(loss.detach())}
 
     def evaluate(self):
         return {}
@@ -144,3 +144,24 @@ def test_nan_stops_with_clear_error_and_keeps_last_good_checkpoint(runs_dir, mon
     assert [r["step"] for r in read_metrics(run_dir / "metrics.jsonl")] == [1, 2, 3, 4]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed"
+
+
+@pytest.mark.parametrize(("kind", "hf_name"), [("constant", "constant_with_warmup"),
+                                                ("linear", "linear"), ("cosine", "cosine")])
+def test_lr_schedule_matches_transformers(kind, hf_name):
+    from transformers import get_scheduler
+
+    from training.loop import make_scheduler
+
+    cfg = parse_config({"algorithm": "dpo", "max_steps": 20,
+                        "schedule": {"kind": kind, "warmup_steps": 5}})
+    ours = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
+    theirs = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
+    s_ours = make_scheduler(cfg, ours)
+    s_theirs = get_scheduler(hf_name, theirs, num_warmup_steps=5, num_training_steps=20)
+    for _ in range(cfg.max_steps):
+        assert s_ours.get_last_lr()[0] == pytest.approx(s_theirs.get_last_lr()[0], abs=1e-12)
+        ours.step()
+        theirs.step()
+        s_ours.step()
+        s_theirs.step()

@@ -71,10 +71,6 @@ def build_setup(cfg: PreferenceRunConfig, needs_reference: bool) -> PreferenceSe
         reference = TabularPolicy(bandit.ref_logits) if needs_reference else None
         return PreferenceSetup(model, _frozen(reference), bandit.train, bandit.eval, 0, bandit)
 
-    from training.models import build_model, load_tokenizer
-
-    tokenizer = load_tokenizer(cfg.model)
-    model = build_model(cfg.model, tokenizer, seed=cfg.seed)
     if data.task == "arithmetic":
         from training.tasks.arithmetic import preference_examples
 
@@ -96,6 +92,11 @@ def build_setup(cfg: PreferenceRunConfig, needs_reference: bool) -> PreferenceSe
             if not train_ex:
                 raise InputError(f"data.eval_fraction={data.eval_fraction} leaves no training "
                                  f"example out of {len(order)}; lower it")
+
+    from training.models import build_model, load_tokenizer  # after the data: fail fast
+
+    tokenizer = load_tokenizer(cfg.model)
+    model = build_model(cfg.model, tokenizer, seed=cfg.seed)
 
     def tok(ex):
         return tokenize_pair(ex, tokenizer, data.max_prompt_length, data.max_response_length)

@@ -1003,6 +1003,14 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
     if not comparison.metric:
         comparison.metric = "objective" if runs and runs[0].algorithm not in (
             TRAINING_ALGORITHMS) else "eval/accuracy"
+    if comparison.metric == "objective" and runs and "problem" in runs[0].config:
+        from simopt import get_problem
+
+        sense = "min" if get_problem(runs[0].config["problem"]).minimize else "max"
+        if comparison.mode != sense:
+            notes.append(f"{runs[0].config['problem']} is a {sense}imization problem: the "
+                         f"comparison ranks {'lower' if sense == 'min' else 'higher'} first")
+            comparison.mode = sense
     return plan.model_copy(update={
         "runs": runs, "comparison": comparison,
         "errors": list(dict.fromkeys(errors)), "questions": list(dict.fromkeys(questions)),
@@ -1055,7 +1063,8 @@ def _validate_so(name: str, config: dict, seed: int) -> dict:
         # graph); importing it here is a schema dependency, like training.config.
         from graphs.socrates_state import SocratesConfig
 
-        rest = {k: v for k, v in config.items() if k != "problem"}
+        # the planner asks for approval once, for the whole plan: the run itself never pauses
+        rest = {k: v for k, v in config.items() if k != "problem"} | {"approve": False}
         return {"problem": problem, **SocratesConfig(**rest).model_dump(mode="json")}
     return SolverRunConfig(**{**config, "problem": problem}).model_dump(mode="json")
 

@@ -299,3 +299,18 @@ def test_socrates_ask_json_reports_the_launched_runs(tmp_path, monkeypatch, caps
     rows = {r["label"]: r for r in payload["report"]["rows"]}
     assert rows["random_search"]["baseline"] and rows["nelder_mead"]["n"] == 2
     assert Path(payload["report"]["plot"]).is_file()
+
+
+def test_a_small_socrates_run_goes_through_the_planner(tmp_path):
+    tiny = {"problem": "EXAMPLE-1", "budget": 100, "solvers": ["random_search", "nelder_mead"],
+            "rounds": 1, "macroreps": 1, "n_postreps": 5, "n_replicas": 1, "approve": True}
+    plan = ExperimentPlan(request="tiny SOCRATES", runs=[
+        PlannedRun(algorithm="socrates", config=tiny)])
+    state = gp.run_planner(plan_obj=plan, context=_ctx(tmp_path))
+    checked = ExperimentPlan.model_validate(state["plan"])
+    assert checked.comparison.mode == "min"  # EXAMPLE-1 minimizes, whatever the plan said
+    assert checked.runs[0].config["approve"] is False  # one approval, for the whole plan
+    result = state["finished"]["r00-socrates-s0"]
+    assert result["status"] == "finished", result
+    assert 0 < result["metrics"]["budget_used"] <= 100
+    assert math.isfinite(result["metrics"]["objective"])

@@ -558,11 +558,11 @@ def parse_request(request: str) -> ParsedRequest:
     seen_vs = False  # a comparison word after the first algorithm: what follows are baselines
     compare = False
     explicit: list[str] = []  # "DPO baseline", "with DPO as a baseline": these win
+    groups = 0  # algorithm mentions ("every solver" is one mention of many algorithms)
     for i, it in enumerate(items):
         if it.kind in ("algo", "solver"):
-            names = (
-                [s for s in solvers.names()] if it.value == "*" else [it.value]
-            )
+            names = solvers.names() if it.value == "*" else [it.value]
+            groups += 1
             if it.value == "mallowspo-both":
                 names = ["mallowspo-theta", "mallowspo-phi"]
             if it.value == "mallowspo":
@@ -614,17 +614,28 @@ def parse_request(request: str) -> ParsedRequest:
         elif it.kind == "word":
             _check_unknown_name(items, i, request, parsed, compare)
         elif it.kind == "num" and not it.used:
-            parsed.questions.append(
-                f"what does the number {it.text} refer to? name the setting, e.g. "
-                f"'{it.text} steps', 'budget {it.text}' or 'beta {it.text}'"
-            )
+            k = i - 1
+            while k >= 0 and items[k].text in ("=", ":", "of", "to", "is", "at", "a", "the"):
+                k -= 1
+            prev = items[k] if k >= 0 else None
+            if prev is not None and prev.kind == "word" and prev.text not in _STOPWORDS:
+                parsed.questions.append(
+                    f"unknown setting {prev.text!r} ({prev.text} {it.text}); settings a request "
+                    f"can set: {', '.join(sorted(set(_FIELD_CANDIDATES) - {'task'}))}, seeds, "
+                    f"budget, rounds, macroreps"
+                )
+            else:
+                parsed.questions.append(
+                    f"what does the number {it.text} refer to? name the setting, e.g. "
+                    f"'{it.text} steps', 'budget {it.text}' or 'beta {it.text}'"
+                )
     if explicit:
         parsed.baselines = explicit
     if len(parsed.algorithms) < 2:
         parsed.baselines = []
     elif parsed.baselines == parsed.algorithms:
         parsed.baselines = parsed.algorithms[1:]
-    elif compare and not parsed.baselines:
+    elif compare and not parsed.baselines and groups > 1:
         parsed.baselines = parsed.algorithms[1:]
     return parsed
 
@@ -903,6 +914,8 @@ def _seeds(parsed: ParsedRequest, errors: list[str], notes: list[str]) -> list[i
 def _metric(parsed: ParsedRequest, training: list[str], so: list[str],
             problems: list[str]) -> tuple[str, Literal["max", "min"]]:
     if so:
+        if len(problems) > 1:  # objectives differ in scale and sense: SimOpt's gap does not
+            return "gap", "min"
         sense = "max"
         if problems:
             from simopt import get_problem

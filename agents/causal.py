@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from agents.expr import FormulaError, parse_formula
-from agents.llm import LLM, OfflineLLM, register_offline_policy, system_user
+from agents.llm import LLM, get_llm, register_offline_policy, system_user
 from simopt.errors import InputError, LLMError
 from simopt.problem import Problem, Skeleton
 
@@ -363,7 +363,7 @@ def _ask_once(problem: Problem, llm: LLM, data, sample: int, seed: int,
 
 def propose_skeletons(
     problem: Problem,
-    llm: LLM | None = None,
+    llm: LLM | str | None = None,
     data=None,
     n_samples: int = 3,
     seed: int = 0,
@@ -373,7 +373,8 @@ def propose_skeletons(
 
     Args:
         problem: the system (description, variables, observables, objective name).
-        llm: the model; None uses the offline policy.
+        llm: the model (an ``LLM``, or a spec for ``get_llm`` such as ``"openai:MODEL"``);
+            None uses the offline policy.
         data: optional real replications (``ReplicaData``, list of ``Observations`` or a dict
             of columns) for data-driven refinement.
         n_samples: skeletons to ask for (sample ``i`` of the offline policy refines with a
@@ -383,7 +384,7 @@ def propose_skeletons(
     """
     if n_samples < 1:
         raise InputError(f"n_samples must be >= 1, got {n_samples}")
-    llm = llm if llm is not None else OfflineLLM()
+    llm = get_llm(llm)
     out: list[CausalSkeleton] = []
     seen: set[tuple] = set()
     for i in range(n_samples):
@@ -398,7 +399,7 @@ def propose_skeletons(
 
 
 def propose_skeleton(
-    problem: Problem, llm: LLM | None = None, data=None, n_samples: int = 1, seed: int = 0,
+    problem: Problem, llm: LLM | str | None = None, data=None, n_samples: int = 1, seed: int = 0,
     max_repairs: int = 2,
 ) -> CausalSkeleton:
     """One validated skeleton for ``problem`` (the first of :func:`propose_skeletons`)."""
@@ -751,6 +752,7 @@ def offline_skeleton(context: dict) -> CausalSkeleton:
         if identity is not None:
             text.add_formula(objective, identity, "exact linear fit on the data")
             parents[objective] = set(parse_formula(identity).names)
+            notes.append(f"{objective} = {identity} (an exact linear identity on the data)")
     if cols is not None:
         _refine_with_pc(context, cols, decisions, records, objective, text, parents, notes)
     # Keep the graph acyclic: drop formulas (and their edges) that would close a cycle.
@@ -831,7 +833,9 @@ def _refine_with_pc(context: dict, cols: dict[str, np.ndarray], decisions: list[
     except (ValueError, np.linalg.LinAlgError) as exc:
         notes.append(f"PC skipped: {exc}")
         return
-    pc_graph = nx.DiGraph([(p, c) for c, ps in pc_parents.items() for p in ps])
+    pc_graph = nx.DiGraph()
+    pc_graph.add_nodes_from(keep)
+    pc_graph.add_edges_from((p, c) for c, ps in pc_parents.items() for p in ps)
     for n in free:
         # Parents the description states are kept as they are: PC is a diagnostic beside the
         # text, and its orientations among intermediates are the least reliable part.
@@ -842,7 +846,7 @@ def _refine_with_pc(context: dict, cols: dict[str, np.ndarray], decisions: list[
             # rank test sees its distribution move with the design.
             new = set(pc_parents[n])
             if (parents[n] and not any(nx.has_path(pc_graph, d, n) for d in decisions
-                                       if d in pc_graph)
+                                       if d in pc_graph and n in pc_graph)
                     and not _independent_of_decisions(cols[n], cols, decisions)):
                 new |= set(decisions)
             if new != parents[n]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -183,6 +184,7 @@ def fit_ensemble(
     box: tuple[np.ndarray, np.ndarray] | None = None,
     eps: float | None = None,
     box_width: float = DEFAULT_BOX_WIDTH,
+    score: Literal["mse", "standardized"] = "standardized",
 ) -> ReplicaEnsemble:
     """Learn a weighted ensemble of digital replicas of ``problem``.
 
@@ -208,6 +210,10 @@ def fit_ensemble(
             ``problem.search_box(box_width)``).
         eps: the ``eps`` in the weights (default ``1e-6 * var(objective) + 1e-12``).
         box_width: the width passed to ``problem.search_box`` when ``box`` is None.
+        score: ``"mse"`` is the plain held-out MSE above; ``"standardized"`` (default) divides
+            each design's squared error by the squared standard error of its real mean,
+            ``(f̂_k(x) - ȳ(x))² / (s²(x) / r)``, so one very noisy design (an unstable queue)
+            does not drown the others; the weights use the chosen score as ``MSE_k``.
 
     Returns:
         The ensemble, with ``.replicas``, ``.weights``, ``.real_evaluations_used``, ``.data``
@@ -217,6 +223,8 @@ def fit_ensemble(
         raise InputError(f"k must be >= 1, got {k}")
     if n_bootstrap < 1:
         raise InputError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
+    if score not in ("mse", "standardized"):
+        raise InputError(f"score must be 'mse' or 'standardized', got {score!r}")
     used = 0
     if data is None:
         if reps_per_design is None:
@@ -236,6 +244,12 @@ def fit_ensemble(
     train_idx, held_idx = _holdout_split(len(data.designs), holdout_fraction, rng)
     train, held = data.subset(train_idx), data.subset(held_idx)
     held_means = held.design_means()
+    # Squared standard error of each held-out design's real mean (for score="standardized").
+    held_se2 = np.array([
+        np.var(held.objective[held.design_index == j], ddof=1) / np.sum(held.design_index == j)
+        if np.sum(held.design_index == j) > 1 else 0.0 for j in range(len(held.designs))
+    ])
+    held_se2 = np.maximum(held_se2, 1e-12 + 1e-9 * float(np.var(data.objective)))
 
     def build(si: int, mc: int, b: int, fit_data: ReplicaData, index: int) -> Replica:
         fseed = int(seed) * 7919 + 101 * si + 11 * mc + b
@@ -256,7 +270,8 @@ def fit_ensemble(
                     regression_free.add((si, b))
                 pred = np.array([replica.mean_objective(x, SCORING_REPS, 0)
                                  for x in held.designs])
-                mse = float(np.mean((pred - held_means) ** 2))
+                sq = (pred - held_means) ** 2
+                mse = float(np.mean(sq / held_se2 if score == "standardized" else sq))
                 candidates.append(Candidate(labels[si], si, classes[mc], b,
                                             mse if np.isfinite(mse) else np.inf))
     ranked = sorted((c for c in candidates if np.isfinite(c.mse)), key=lambda c: c.mse)

@@ -60,7 +60,7 @@ def replica_optimum(
     if d == 1:
         pts = np.linspace(lo, hi, n_grid or 121)
     elif d == 2:
-        g = n_grid or 25
+        g = n_grid or 17
         a, b = np.meshgrid(np.linspace(lo[0], hi[0], g), np.linspace(lo[1], hi[1], g))
         pts = np.stack([a.ravel(), b.ravel()], axis=1)
     else:
@@ -71,7 +71,7 @@ def replica_optimum(
     best = int(np.argmin(values))
     x_best, f_best = pts[best], values[best]
     if not model.integer_mask.all():
-        step = (hi - lo) / max(4, (n_grid or (121 if d == 1 else 25)) - 1)
+        step = (hi - lo) / max(4, (n_grid or (121 if d == 1 else 17)) - 1)
         simplex = np.vstack([x_best, x_best + np.diag(step)])
         res = optimize.minimize(
             lambda z: f(np.clip(z, lo, hi)), x_best, method="Nelder-Mead",

@@ -39,6 +39,7 @@ LOG_RANGE_RATIO = 20.0
 # A GP on individual rows (parents include random nodes) is fitted to at most this many rows:
 # the marginal-likelihood optimization costs O(n^3) per step.
 GP_MAX_ROWS = 80
+GP_FIXED_KERNEL_ROWS = 1000
 
 
 @dataclass
@@ -108,7 +109,8 @@ class RegressionModel:
     """
 
     def __init__(self, parents: tuple[str, ...], P: np.ndarray, y: np.ndarray, model_class: str,
-                 kind: str = "continuous", seed: int = 0):
+                 kind: str = "continuous", seed: int = 0,
+                 loggable: tuple[str, ...] = ()):
         self.parents = parents
         self.model_class = model_class
         self.kind = kind
@@ -119,6 +121,13 @@ class RegressionModel:
         self.integer = kind == "integer" or (not self.binary and np.allclose(y, np.round(y)))
         self.log = bool(not self.binary and np.all(y > 0) and y.max() > LOG_RANGE_RATIO * y.min())
         t = np.log(y) if self.log else y
+        # Positive random parents spanning a wide range (a service time that explodes as the
+        # rate goes to 0) enter on the log scale; decisions stay linear, so extrapolating
+        # towards a bound of the box (x = 0) stays tame.
+        self.log_features = np.array(
+            [p in loggable for p in parents], dtype=bool
+        ) & np.all(P > 0, axis=0) & (P.max(axis=0) > LOG_RANGE_RATIO * P.min(axis=0))
+        P = np.where(self.log_features, np.log(np.where(self.log_features, P, 1.0)), P)
         self.p_mean, self.p_std = P.mean(axis=0), P.std(axis=0) + 1e-12
         Z = (P - self.p_mean) / self.p_std
         # Inputs are clipped to the training range widened by its span on each side: beyond
@@ -159,8 +168,16 @@ class RegressionModel:
                     self.mean_model.fit(groups, means)
                 return
             if Z.shape[0] > GP_MAX_ROWS:
+                # Learn the kernel on a subsample (each likelihood step is O(n^3)), then
+                # condition on every row once with that kernel fixed.
                 keep = np.random.default_rng(0).choice(Z.shape[0], GP_MAX_ROWS, replace=False)
-                Z, ts = Z[keep], ts[keep]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    self.mean_model.fit(Z[keep], ts[keep])
+                self.mean_model = GaussianProcessRegressor(
+                    self.mean_model.kernel_, normalize_y=True, optimizer=None
+                ).fit(Z[: GP_FIXED_KERNEL_ROWS], ts[: GP_FIXED_KERNEL_ROWS])
+                return
         with warnings.catch_warnings():
             # Length scales at their bounds are expected (a flat direction); not actionable.
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -172,6 +189,9 @@ class RegressionModel:
     def _features(self, env: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         cols = [np.broadcast_to(np.asarray(env[p], dtype=float), (n,)) for p in self.parents]
         P = np.stack(cols, axis=1) if cols else np.zeros((n, 0))
+        if self.log_features.any():
+            with np.errstate(all="ignore"):
+                P = np.where(self.log_features, np.log(np.maximum(P, 1e-300)), P)
         Z = np.nan_to_num((P - self.p_mean) / self.p_std, nan=0.0, posinf=1e6, neginf=-1e6)
         return np.clip(Z, *self.z_bounds)
 

@@ -192,8 +192,9 @@ class Replica(Problem):
             P = np.stack([columns[p] for p in observed_parents], axis=1)
             # Nodes off the objective's ancestry only feed the records: a cheap linear model.
             model_class = self.model_class if name in ancestors else "linear"
+            loggable = tuple(p for p in observed_parents if p not in self._decisions)
             self.models[name] = RegressionModel(observed_parents, P, y, model_class,
-                                                node.kind, seed=self.seed)
+                                                node.kind, seed=self.seed, loggable=loggable)
         self._order = [n for n in order if n not in dropped]
         self._dropped = dropped
         if structure.objective not in self.models:

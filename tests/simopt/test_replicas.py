@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 
 from agents.causal import propose_skeleton
 from agents.expr import parse_formula
@@ -18,6 +18,7 @@ from simopt.replicas import (
     StructureSpec,
     collect_data,
     ensemble_weights,
+    fidelity_report,
     fit_ensemble,
     fit_interval_censored,
     fit_root,
@@ -50,7 +51,14 @@ def censored_newsvendor() -> Problem:
         minimize=False,
         x0=[60.0],
         observables=["sales"],
+        known_optimum=([TRUE_ORDER], _expected_profit(TRUE_ORDER)),
     )
+
+
+def _expected_profit(x: float) -> float:
+    """(p - v) E[min(D, x)] - (w - v) x with E[min(D, x)] = int_0^x P(D > d) dd."""
+    sales, _ = integrate.quad(lambda d: stats.gamma(SHAPE, scale=SCALE).sf(d), 0.0, x)
+    return (PRICE - SALVAGE) * sales - (COST - SALVAGE) * x
 
 
 def censored_structure() -> StructureSpec:
@@ -170,6 +178,12 @@ def test_user_problem_goes_through_the_same_path():
     assert abs(x_hat[0] - TRUE_ORDER) <= 0.10 * TRUE_ORDER
     obs = ens.simulate([80.0], 5, seed=0)
     assert obs.objective.shape == (5,) and "sales" in obs.records
+    report = fidelity_report(problem, ens, optimum_reps=2000, post_reps=4000,
+                             box=(np.array([0.0]), np.array([300.0])),
+                             solver_scores=({"a": 0.1, "b": 0.5}, {"a": 0.2, "b": 0.4}))
+    assert report["x_error"] == pytest.approx(abs(report["replica_optimum_x"][0] - TRUE_ORDER))
+    assert report["x_error"] <= 0.10 * TRUE_ORDER and report["kendall_tau"] == 1.0
+    assert report["gap"] < 0.05  # the real profit at the replica's optimum is near f*
 
 
 def test_ensemble_weights_formula_and_budget_accounting():

@@ -11,7 +11,10 @@ gain sequence fits variables of very different ranges. Iteration ``k`` (Spall's 
    integer variables) with common random numbers, giving ``y+`` and ``y-``;
 4. the gradient estimate ``g_i = (y+ - y-) / (u+_i - u-_i)``, using the *realized* difference
    after projection and rounding (0 where the two sides coincide in coordinate ``i``);
-5. the step ``u_{k+1} = clip(u_k - a_k g, 0, 1)``.
+5. the step ``u_{k+1} = clip(u_k - clip(a_k g, -s_max, s_max), 0, 1)``; the per-coordinate
+   cap ``s_max`` (a fraction of the range) is a safeguard we add: ``a`` is calibrated where
+   the gradient is mild, and one noisy or steep estimate (a barrier like ``1/theta``) would
+   otherwise throw the iterate across the box.
 
 ``a`` is calibrated before the first iteration: ``n_gavg`` gradient estimates at ``u_0`` give
 ``|g|``, the mean absolute component, and ``a = step0 (A + 1)^alpha / |g|`` so that the first
@@ -37,8 +40,10 @@ class SPSA(Solver):
     Options:
         reps (int): replications at each of the two perturbed designs (default 8).
         c (float): initial perturbation, fraction of each variable's range (default 0.05).
-        step0 (float): first step, fraction of the range per coordinate (default 0.05).
+        step0 (float): first step, fraction of the range per coordinate (default 0.02).
         n_gavg (int): gradient estimates averaged to calibrate ``a`` (default 2).
+        max_step (float): largest move per coordinate and iteration, fraction of the range
+            (default ``step0``).
     """
 
     name = "spsa"
@@ -46,14 +51,21 @@ class SPSA(Solver):
     supports_integer = False
     uses_history = False
 
-    def __init__(self, reps: int = 8, c: float = 0.05, step0: float = 0.05, n_gavg: int = 2):
+    def __init__(
+        self, reps: int = 8, c: float = 0.05, step0: float = 0.02, n_gavg: int = 2,
+        max_step: float | None = None,
+    ):
         if int(reps) < 1 or not (0 < c <= 0.5) or not (0 < step0 <= 1) or int(n_gavg) < 1:
             raise InputError(
                 f"spsa: need reps >= 1, 0 < c <= 0.5, 0 < step0 <= 1, n_gavg >= 1; got "
                 f"reps={reps}, c={c}, step0={step0}, n_gavg={n_gavg}"
             )
-        super().__init__(reps=int(reps), c=float(c), step0=float(step0), n_gavg=int(n_gavg))
+        super().__init__(reps=int(reps), c=float(c), step0=float(step0), n_gavg=int(n_gavg),
+                         max_step=max_step)
         self.reps, self.c, self.step0, self.n_gavg = int(reps), float(c), float(step0), int(n_gavg)
+        self.max_step = self.step0 if max_step is None else float(max_step)
+        if self.max_step <= 0:
+            raise InputError(f"spsa: max_step must be > 0, got {max_step}")
 
     def _gradient(
         self, problem: Problem, ev: Evaluator, box: Box, u: np.ndarray, ck: float,
@@ -93,6 +105,6 @@ class SPSA(Solver):
             ak = a / (A + k + 1) ** ALPHA
             ck = self.c / (k + 1) ** GAMMA
             g, y_mid = self._gradient(problem, ev, box, u, ck, rng)
-            u = np.clip(u - ak * g, 0.0, 1.0)
+            u = np.clip(u - np.clip(ak * g, -self.max_step, self.max_step), 0.0, 1.0)
             k += 1
             traj.record(ev.used, problem.project(box.from_unit(u)), problem.sign * y_mid)

@@ -33,7 +33,7 @@ def test_iterates_stay_in_the_box():
         "EDGE", "optimum outside the box", [Variable("a", 0, 1)],
         lambda x, rng: {"objective": -x[0] + 0.1 * rng.standard_normal()}, x0=[0.5],
     )
-    traj = solvers.get("spsa").run(p, 400, seed=0)
+    traj = solvers.get("spsa", step0=0.1).run(p, 400, seed=0)
     xs = np.array([x for _, x, _ in traj.points])
     assert xs.min() >= 0 and xs.max() <= 1
     assert traj.best_x[0] > 0.9

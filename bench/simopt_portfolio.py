@@ -1,0 +1,222 @@
+"""Every solver of the portfolio on every built-in problem: SimOpt-style progress metrics.
+
+For each problem, solver, budget level (default budget x fraction) and macro-replication ``m``:
+run the solver from the problem's ``x0`` with seed ``m`` (the same seeds for every solver, so
+solvers face paired randomness), post-replicate every recommended design ``n_postreps`` times
+with one fixed common-random-numbers seed (never the solver's own estimates), and compute the
+normalized gap curve ``(f(x_t) - f*) / (f(x0) - f*)`` against the reference optimum ``f*`` of
+``docs PROBLEMS.md`` (``problem.known_optimum``). Reported per cell, with percentile bootstrap
+intervals over macro-replications: mean terminal gap, mean area under the curve, the fraction
+of runs that 0.1-solve the problem, and the mean wall time of one run.
+
+    python bench/simopt_portfolio.py                          # everything, 5 macro-reps
+    python bench/simopt_portfolio.py --problems EXAMPLE-1,MM1-1 --macroreps 3
+    python bench/simopt_portfolio.py --budget-fraction 0.2 --solvers spsa,cmaes
+
+Jobs run on ``--n-jobs`` processes (joblib, default 2); each job's seeds are fixed in advance,
+so the numbers do not depend on scheduling. Results and environment facts go to
+``bench/results/simopt_portfolio.md`` (and one progress-curve PNG per problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simopt import get_problem, list_problems, metrics, solvers  # noqa: E402
+from simopt.solvers.base import Trajectory  # noqa: E402
+
+POSTREP_SEED = 424_242
+ALPHA = 0.1
+
+
+def run_job(problem_name: str, solver_name: str, budget: int, seed: int, n_postreps: int) -> dict:
+    """One macro-replication: run, post-replicate, return the curve's ingredients."""
+    import torch
+
+    torch.set_num_threads(1)  # two worker processes on two cores: no oversubscription
+    problem = get_problem(problem_name)
+    t0 = time.perf_counter()
+    traj = solvers.get(solver_name).run(problem, budget, seed=seed)
+    wall = time.perf_counter() - t0
+    est = metrics.post_replicate(problem, traj, n_postreps, POSTREP_SEED)
+    return {
+        "problem": problem_name, "solver": solver_name, "budget": budget, "seed": seed,
+        "wall_s": wall, "trajectory": traj.to_json(), "estimates": est.tolist(),
+        "budget_used": traj.budget_used,
+    }
+
+
+def summarize(results: list[dict], f_x0: dict, n_boot: int) -> list[dict]:
+    """One row per (problem, budget, solver) with bootstrap intervals."""
+    rows = []
+    keys = sorted({(r["problem"], r["budget"], r["solver"]) for r in results})
+    for prob, budget, solver in keys:
+        runs = [r for r in results if (r["problem"], r["budget"], r["solver"]) == (prob, budget,
+                                                                                    solver)]
+        p = get_problem(prob)
+        f_star = float(p.known_optimum[1])
+        term, auc, solved, curves = [], [], [], []
+        for r in runs:
+            traj = Trajectory.from_json(r["trajectory"])
+            grid, curve = metrics.progress_curve(traj, r["estimates"], f_x0[prob], f_star,
+                                                 p.minimize)
+            term.append(metrics.terminal_gap(curve))
+            auc.append(metrics.area_under_curve(curve, grid))
+            solved.append(np.isfinite(metrics.solve_time(curve, grid, ALPHA)))
+            curves.append(metrics.curve_on_grid(curve, grid))
+        rows.append({
+            "problem": prob, "budget": budget, "solver": solver, "M": len(runs),
+            "terminal_gap": float(np.mean(term)), "terminal_gap_ci": metrics.bootstrap_ci(
+                term, n_boot, seed=1), "auc": float(np.mean(auc)),
+            "auc_ci": metrics.bootstrap_ci(auc, n_boot, seed=2),
+            "solve_rate": float(np.mean(solved)),
+            "solve_rate_ci": metrics.bootstrap_ci(np.asarray(solved, float), n_boot, seed=3),
+            "wall_s": float(np.mean([r["wall_s"] for r in runs])),
+            "budget_used": int(np.max([r["budget_used"] for r in runs])),
+            "curves": np.array(curves),
+        })
+    return rows
+
+
+def environment() -> dict:
+    import botorch
+    import cma
+    import scipy
+    import torch
+
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"), "cpu": cpu,
+        "cores": os.cpu_count(), "python": platform.python_version(),
+        "numpy": np.__version__, "scipy": scipy.__version__, "torch": torch.__version__,
+        "botorch": botorch.__version__, "cma": cma.__version__,
+        "load_avg_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def fmt_ci(mean: float, ci: tuple[float, float], digits: int = 3) -> str:
+    return f"{mean:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def write_report(rows: list[dict], env: dict, args: argparse.Namespace, total_s: float,
+                 out: Path) -> None:
+    lines = [
+        "# Solver portfolio on the built-in problems (SimOpt metrics)",
+        "",
+        f"Label: **{args.label}**. Command: `python bench/simopt_portfolio.py "
+        + " ".join(sys.argv[1:]) + "`",
+        "",
+        f"Macro-replications per cell: {args.macroreps} (seeds 0..{args.macroreps - 1}, the same "
+        f"for every solver); post-replications per recommended design: {args.n_postreps} (one "
+        f"CRN seed); f* = the reference optimum of each problem; gap = (f(x_t) - f*) / "
+        f"(f(x0) - f*), post-replicated; a gap below 0 means the post-replicated value beat "
+        f"the reference optimum (noise). Brackets: 95% percentile bootstrap intervals over "
+        f"macro-replications ({args.n_boot} resamples). solve rate: fraction of runs whose "
+        f"gap reached <= {ALPHA}. wall: mean seconds per run (solver only, one core each, "
+        f"{args.n_jobs} workers).",
+        "",
+        "Environment: " + ", ".join(f"{k}={v}" for k, v in env.items())
+        + f", total wall time {total_s / 60:.1f} min.",
+        "",
+    ]
+    for prob in dict.fromkeys(r["problem"] for r in rows):
+        for budget in sorted({r["budget"] for r in rows if r["problem"] == prob}, reverse=True):
+            cell = [r for r in rows if r["problem"] == prob and r["budget"] == budget]
+            cell.sort(key=lambda r: r["terminal_gap"])
+            lines += [
+                f"## {prob}, budget {budget}", "",
+                "| solver | terminal gap | AUC | 0.1-solve rate | wall (s) |",
+                "|---|---|---|---|---|",
+            ]
+            for r in cell:
+                lines.append(
+                    f"| {r['solver']} | {fmt_ci(r['terminal_gap'], r['terminal_gap_ci'])} | "
+                    f"{fmt_ci(r['auc'], r['auc_ci'])} | "
+                    f"{fmt_ci(r['solve_rate'], r['solve_rate_ci'], 2)} | {r['wall_s']:.2f} |"
+                )
+            lines.append("")
+    # which solver wins where: the point of a portfolio
+    lines += ["## Best solver per problem and budget (lowest mean terminal gap)", "",
+              "| problem | budget | best | terminal gap |", "|---|---|---|---|"]
+    for prob in dict.fromkeys(r["problem"] for r in rows):
+        for budget in sorted({r["budget"] for r in rows if r["problem"] == prob}, reverse=True):
+            best = min((r for r in rows if r["problem"] == prob and r["budget"] == budget),
+                       key=lambda r: r["terminal_gap"])
+            lines.append(f"| {prob} | {budget} | {best['solver']} | "
+                         f"{best['terminal_gap']:.3f} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--problems", default=",".join(list_problems()),
+                    help="comma-separated problem names (default: all)")
+    ap.add_argument("--solvers", default=",".join(solvers.names()),
+                    help="comma-separated solver names (default: all)")
+    ap.add_argument("--macroreps", type=int, default=5)
+    ap.add_argument("--budget-fraction", default="1.0,0.2",
+                    help="fractions of each problem's default budget (comma-separated)")
+    ap.add_argument("--n-postreps", type=int, default=100)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--label", default="full run")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/simopt_portfolio.md"))
+    args = ap.parse_args(argv)
+
+    from joblib import Parallel, delayed
+
+    probs = [get_problem(p).name for p in args.problems.split(",") if p]
+    names = [s for s in args.solvers.split(",") if s]
+    fracs = [float(f) for f in args.budget_fraction.split(",") if f]
+    env = environment()
+    t0 = time.perf_counter()
+    jobs = [
+        (p, s, max(1, int(round(get_problem(p).default_budget * f))), m, args.n_postreps)
+        for p in probs for f in fracs for s in names for m in range(args.macroreps)
+    ]
+    # the slowest (model-based, big budgets) first so the two workers finish together
+    jobs.sort(key=lambda j: (j[1] != "gp_bo", -j[2]))
+    print(f"{len(jobs)} runs on {args.n_jobs} workers", flush=True)
+    results = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(run_job)(*j) for j in jobs)
+    f_x0 = {p: get_problem(p).simulate(get_problem(p).x0, args.n_postreps,
+                                       seed=POSTREP_SEED).mean for p in probs}
+    rows = summarize(results, f_x0, args.n_boot)
+    total = time.perf_counter() - t0
+    out = Path(args.out)
+    write_report(rows, env, args, total, out)
+    raw = out.with_suffix(".json")
+    raw.write_text(json.dumps([{k: v for k, v in r.items() if k != "curves"} for r in rows],
+                              indent=1, default=float))
+    for prob in probs:
+        budget = max(r["budget"] for r in rows if r["problem"] == prob)
+        metrics.plot_progress_curves(
+            {r["solver"]: r["curves"] for r in rows if r["problem"] == prob
+             and r["budget"] == budget},
+            out.parent / f"simopt_portfolio_{prob}.png", title=f"{prob}, budget {budget}",
+        )
+    print(out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -311,8 +311,9 @@ def _lexicon() -> dict[tuple[str, ...], tuple[str, Any]]:
     add("param", "macroreps", "macroreps", "macro replications", "macroreplications")
     add("param", "threshold", "threshold")
     add("param", "nfe_penalty", "nfe penalty", "lambda")
-    add("compare", True, "compare", "comparing", "comparison", "benchmark")
-    add("vs", True, "vs", "versus", "against", "than", "relative to", "vs.")
+    add("compare", True, "compare", "comparing", "comparison", "benchmark", "compared")
+    add("vs", True, "vs", "versus", "against", "than", "relative to", "compared to",
+        "compared with", "compared against", "as opposed to")
     add("with", True, "with", "to")
     add("baseline", True, "baseline", "baselines", "as a baseline", "as baseline", "reference")
     add("sweep", True, "sweep", "sweeping", "grid", "vary", "varying", "scan")

@@ -229,6 +229,10 @@ class PreferenceSection(Section):
         description="Where c(x)/phi(x) come from: the reference model's entropy (the paper), "
         "or the task's known true dispersion (bandit only; a diagnostic).",
     )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5,
+        description="Conservative DPO (cDPO): probability that a label is flipped (dpo only).",
+    )
     gamma_beta_ratio: float = Field(
         0.5, ge=0, le=100, description="SimPO target margin gamma / beta."
     )
@@ -278,6 +282,8 @@ class PreferenceRunConfig(RunConfig):
                 )
         if algo != "simpo" and not algo.startswith("mallowspo-") and pref.base != "dpo":
             raise ValueError(f"preference.base applies to mallowspo-* only, not {algo}")
+        if pref.label_smoothing and algo != "dpo":
+            raise ValueError(f"preference.label_smoothing applies to dpo only, not {algo}")
         if pref.dispersion == "oracle" and self.data.task != "bandit":
             raise ValueError("preference.dispersion: oracle needs data.task: bandit (true phi)")
         if pref.sft_steps and self.data.task == "bandit":

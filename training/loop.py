@@ -57,7 +57,11 @@ class Algorithm(Protocol):
         """Move auxiliary models/tensors (reference, teacher) to ``accelerator.device``."""
 
     def next_batch(self, step: int, rng: np.random.Generator) -> Any:
-        """The next micro-batch. Must be a function of the algorithm's state and ``rng`` only."""
+        """The next micro-batch. Must be a function of the algorithm's state and ``rng`` only.
+
+        Under DDP every process calls this; return this process's shard
+        (``accelerator.process_index`` of ``accelerator.num_processes``).
+        """
 
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar mean loss of the micro-batch (with grad) and float metrics (``loss/*`` ...)."""

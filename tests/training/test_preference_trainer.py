@@ -118,3 +118,22 @@ def test_jsonl_data_runs(runs_dir, tmp_path):
                                                            "data.eval_fraction": 0.34})
     result = train(cfg)
     assert result.status == "finished" and "eval/reward_accuracy" in result.metrics
+
+
+def test_label_smoothing_reaches_the_dpo_loss(tmp_path):
+    plain = _algo(tmp_path / "a")
+    smooth = _algo(tmp_path / "b", **{"preference.label_smoothing": 0.2})
+    batch = plain.next_batch(1, None)
+    noise = 0.5 * torch.randn(plain.model.lm_head.weight.shape,
+                              generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # move both (identical) policies away from their references
+        plain.model.lm_head.weight.add_(noise)
+        smooth.model.lm_head.weight.add_(noise)
+    losses_plain, _ = plain._losses(plain.model, batch)
+    losses_smooth, _ = smooth._losses(smooth.model, batch)
+    # DPO: l = softplus(-delta), so -delta = log(expm1(l)); cDPO with eps:
+    # (1 - eps) softplus(-delta) + eps softplus(delta) = l + eps * delta
+    delta = -torch.log(torch.expm1(losses_plain.double()))
+    assert delta.abs().min() > 1e-3
+    torch.testing.assert_close(losses_smooth.double(), losses_plain.double() + 0.2 * delta,
+                               rtol=1e-4, atol=1e-5)

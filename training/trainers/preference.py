@@ -174,7 +174,12 @@ class PreferenceAlgorithm:
                 self.reference = None  # freed: every value it gives is now in the cache
 
     def next_batch(self, step: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        idx = self.sampler.take(self.cfg.batch_size)
+        # every process draws the global batch (same sampler state everywhere) and keeps its
+        # own slice, so DDP ranks see disjoint examples and resume stays exact
+        bs = self.cfg.batch_size
+        world = self.accelerator.num_processes if self.accelerator is not None else 1
+        rank = self.accelerator.process_index if self.accelerator is not None else 0
+        idx = self.sampler.take(bs * world)[rank * bs : (rank + 1) * bs]
         batch = collate_pairs([self.train_pairs[i] for i in idx], self.pad_id)
         batch["index"] = torch.tensor(idx)
         batch["split"] = "train"
@@ -268,7 +273,8 @@ class PreferenceAlgorithm:
             phi=ref.get("phi"),
         )
         losses, tensor_metrics = self.loss_fn(
-            inputs, beta=pref.beta, base=self.base, gamma_beta_ratio=pref.gamma_beta_ratio
+            inputs, beta=pref.beta, base=self.base, gamma_beta_ratio=pref.gamma_beta_ratio,
+            label_smoothing=pref.label_smoothing,
         )
         metrics = {k: float(v) for k, v in tensor_metrics.items()}
         metrics["logps/chosen"] = float(logps[:B].detach().mean())

@@ -19,12 +19,21 @@ def _preference(cfg: Any, run_dir: Path) -> Any:
     return PreferenceAlgorithm(cfg, run_dir)
 
 
+def _distill(cfg: Any, run_dir: Path) -> Any:
+    from training.trainers.distill import DistillAlgorithm
+
+    return DistillAlgorithm(cfg, run_dir)
+
+
 TRAINERS: dict[str, Callable[[Any, Path], Any]] = {
     "dpo": _preference,
     "ipo": _preference,
     "simpo": _preference,
     "mallowspo-theta": _preference,
     "mallowspo-phi": _preference,
+    "opd+": _distill,
+    "opd": _distill,
+    "gkd": _distill,
 }
 
 

@@ -17,6 +17,17 @@ from training.config import ALGORITHM_CONFIGS
 
 app = typer.Typer(no_args_is_help=True)
 
+HELP = {
+    "dpo": "DPO (Rafailov et al. 2023): -log sigmoid(beta * log-ratio margin).",
+    "ipo": "IPO (Azar et al. 2023): squared regression of the log-ratio margin to 1/(2 beta).",
+    "simpo": "SimPO (Meng et al. 2024): reference-free, length-normalized, with a margin; "
+    "--set preference.mallows=theta|phi adds MallowsPO on top.",
+    "mallowspo-theta": "MallowsPO-theta (Chen et al. 2025): DPO scaled by the dispersion "
+    "c(x) = -s log Hn(x) of the reference entropy.",
+    "mallowspo-phi": "MallowsPO-phi (Chen et al. 2025): exact Kendall-Mallows link "
+    "-log g_phi(delta) with phi(x) = Hn(x)^s.",
+}
+
 
 def run_train(algorithm: str, config: Path | None, overrides: list[str], json_out: bool,
               progress: bool) -> None:
@@ -60,7 +71,8 @@ def _command(algorithm: str):
     ) -> None:
         run_train(algorithm, config, overrides or [], json_out, progress)
 
-    command.__doc__ = f"Train with {algorithm} (config defaults, then --config, then --set)."
+    command.__doc__ = (f"{HELP.get(algorithm, f'Train with {algorithm}.')} Values: config "
+                       "defaults, then --config, then --set.")
     return command
 
 

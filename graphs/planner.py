@@ -151,9 +151,13 @@ def monitor(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
     while pending and not new:
         for key in pending:
             info = launched[key]
-            result = _read_summary(Path(info["output_dir"]))
             thread = _ACTIVE.get(_active_key(state["plan_dir"], key))
-            if result is None and (thread is None or not thread.is_alive()):
+            alive = thread is not None and thread.is_alive()  # checked before reading: no race
+            result = _read_summary(Path(info["output_dir"]))
+            if result is not None and alive and result["status"] == "failed" and (
+                    "config_path" in info and not result.get("log_tail")):
+                result = None  # the executor adds the log tail when its batch returns
+            if result is None and not alive:
                 result = {"status": "failed", "error": "the run ended without a summary; see "
                           f"{info['output_dir']} and `socrates runs list --status failed`"}
             if result is not None:

@@ -673,6 +673,26 @@ def _pc_parents(cols: dict[str, np.ndarray], names: list[str], tiers: dict[str, 
     return parents
 
 
+def _monotone_decision_parents(node: str, cols: dict[str, np.ndarray], decisions: list[str],
+                               pc_graph: nx.DiGraph) -> set[str]:
+    """Decisions with no PC path to ``node`` that a Spearman rank test still ties to it.
+
+    Fisher-z only sees linear partial correlations; a monotone but curved effect of a decision
+    (stock on hand against the order-up-to gap) can vanish from PC's graph.
+    """
+    from scipy.stats import spearmanr
+
+    out = set()
+    for d in decisions:
+        if d in pc_graph and node in pc_graph and nx.has_path(pc_graph, d, node):
+            continue
+        if np.ptp(cols[d]) == 0 or np.ptp(cols[node]) == 0:
+            continue
+        if spearmanr(cols[d], cols[node]).pvalue < 0.01:
+            out.add(d)
+    return out
+
+
 def _near_deterministic(y: np.ndarray, others: np.ndarray) -> bool:
     """Whether ``y`` is (almost) a linear function of ``others`` (R^2 > 1 - 1e-8)."""
     if others.shape[1] == 0:
@@ -845,10 +865,8 @@ def _refine_with_pc(context: dict, cols: dict[str, np.ndarray], decisions: list[
             # PC's Fisher-z test is linear: it must not cut a node off the decisions when a
             # rank test sees its distribution move with the design.
             new = set(pc_parents[n])
-            if (parents[n] and not any(nx.has_path(pc_graph, d, n) for d in decisions
-                                       if d in pc_graph and n in pc_graph)
-                    and not _independent_of_decisions(cols[n], cols, decisions)):
-                new |= set(decisions)
+            if parents[n]:
+                new |= _monotone_decision_parents(n, cols, decisions, pc_graph)
             if new != parents[n]:
                 notes.append(f"PC: parents of {n}: {sorted(parents[n])} -> {sorted(new)}")
                 parents[n] = new

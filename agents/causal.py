@@ -749,6 +749,9 @@ def offline_skeleton(context: dict) -> CausalSkeleton:
     parents: dict[str, set[str]] = {n: set(text.parents.get(n, set())) for n in known}
     for lat in text.latent:
         parents[lat] = set()
+    for d in decisions:  # a decision is set by the decision maker: nothing points into it
+        parents[d] = set()
+        text.formulas.pop(d, None)
     stated = {n for n, ps in parents.items() if ps}
     records = [o for o in observables if o != objective]
     # Defaults: a record no phrase explains depends on the decisions; the objective on the

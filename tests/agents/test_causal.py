@@ -165,3 +165,17 @@ def test_to_structure_compiles_formulas():
     sales = structure.node("sales").formula.evaluate(
         {"demand": np.array([1.0, 3.0]), "order_quantity": np.array([2.0, 2.0])})
     np.testing.assert_allclose(sales, [1.0, 2.0])
+
+
+def test_offline_policy_never_points_into_a_decision():
+    def one(x, rng):
+        y = rng.normal() + x[0]
+        return {"objective": y**2, "y": y}
+
+    problem = Problem.from_function(
+        "odd-text", "The setting x depends on y. y = x + 1. The objective is y ** 2.",
+        [Variable("x", -1.0, 1.0)], one, observables=["y"],
+    )
+    skeleton = propose_skeleton(problem)
+    assert skeleton.parents("x") == []
+    assert validate_skeleton(skeleton, problem)[1] == []

@@ -439,3 +439,6 @@ def apply_overrides(cfg_dict: dict[str, Any], overrides: list[str]) -> dict[str,
 
 def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+from training import distill_config  # noqa: E402,F401  (registers opd+/opd/gkd)

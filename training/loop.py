@@ -342,6 +342,7 @@ class TrainingLoop:
 
     def _load(self, path, accelerator, model, optimizer, scheduler, rng) -> int:
         state = torch.load(path, map_location="cpu", weights_only=False)
+        _check_same_run(state["config"], self.cfg.model_dump(mode="json"), path)
         accelerator.unwrap_model(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -356,6 +357,34 @@ class TrainingLoop:
         if accelerator.is_main_process:
             self._truncate_metrics(state["step"])
         return int(state["step"])
+
+
+# Keys that may change between a run and its resumption (bookkeeping, not the math).
+RESUMABLE_CHANGES = frozenset({"resume", "output_dir", "name", "max_steps", "log_every",
+                               "eval_every", "save_every", "keep_checkpoints", "device"})
+
+
+def _check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to resume a checkpoint written under a different model/data/optimizer config."""
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(saved), flat(current)
+    changed = sorted(k for k in a.keys() | b.keys()
+                     if k.split(".")[0] not in RESUMABLE_CHANGES and a.get(k) != b.get(k))
+    if changed:
+        k = changed[0]
+        raise InputError(
+            f"cannot resume from {path}: config field {k!r} was {a.get(k)!r} when the checkpoint "
+            f"was written and is {b.get(k)!r} now; restore it or start a new run "
+            f"(resume: false or another output_dir)"
+        )
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

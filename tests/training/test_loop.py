@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from simopt.errors import SocratesError
+from simopt.errors import InputError, SocratesError
 from tests.training.configs import tiny_lm_config
 from training import train
 from training.config import parse_config
@@ -165,3 +165,15 @@ def test_lr_schedule_matches_transformers(kind, hf_name):
         theirs.step()
         s_ours.step()
         s_theirs.step()
+
+
+def test_resume_refuses_a_changed_config(runs_dir, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_lm_config(max_steps=2, output_dir=str(out))
+    train(cfg)
+    with pytest.raises(InputError, match=r"config field 'preference.beta' was 0.1 .* is 0.3 now"):
+        train({**cfg, "resume": True, "max_steps": 4, "preference": {"beta": 0.3}})
+    # bookkeeping may change: more steps continue the same run
+    result = train({**cfg, "resume": True, "max_steps": 3})
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2, 3]
+    assert result.metrics["step"] == 3

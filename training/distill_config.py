@@ -117,6 +117,14 @@ class DistillSection(Section):
         description="Optimizer steps per rollout batch: steps k*n+1..k*n+n reuse the rollouts "
         "sampled at step k*n+1, with the ratio taken against the sampling policy.",
     )
+    student_sft_steps: int = Field(
+        0, ge=0, le=10**6,
+        description="Supervised warm start of the student on the training prompts' answers "
+        "before distillation (0: distill from the untrained student).",
+    )
+    student_sft_lr: float = Field(
+        3e-3, gt=0, le=10.0, description="Learning rate of the student's warm start."
+    )
     eval_samples: int = Field(
         1, ge=0, le=64,
         description="Sampled completions per eval prompt for the eval/*_kl divergence "

@@ -89,23 +89,25 @@ def sft_loss(model: nn.Module, batch: list[SFTExample], pad_id: int,
     return -torch.where(mask, logp, torch.zeros_like(logp)).sum() / mask.sum().clamp_min(1)
 
 
-def train_teacher(model: nn.Module, examples: list[SFTExample], teacher: TeacherSection,
-                  pad_id: int, device: torch.device) -> list[float]:
-    """``teacher.sft_steps`` AdamW steps on random mini-batches; returns the loss per step.
+def supervised_finetune(model: nn.Module, examples: list[SFTExample], steps: int, lr: float,
+                        batch_size: int, seed: int, pad_id: int,
+                        device: torch.device) -> list[float]:
+    """``steps`` AdamW steps (cosine decay, grad-norm clip 1) on random mini-batches.
 
-    The mini-batch order comes from ``default_rng([teacher.seed, 2])``: deterministic.
+    The mini-batch order comes from ``default_rng([seed, 2])``: deterministic. Returns the loss
+    of every step; leaves the model in eval mode.
     """
     if not examples:
-        raise InputError("distill.teacher: no supervised examples to train the teacher on")
-    rng = np.random.default_rng([teacher.seed, 2])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=teacher.sft_lr)
+        raise InputError("no supervised examples to fine-tune on")
+    rng = np.random.default_rng([seed, 2])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + np.cos(np.pi * min(1.0, s / max(1, teacher.sft_steps))))
+        optimizer, lambda s: 0.5 * (1 + np.cos(np.pi * min(1.0, s / max(1, steps))))
     )
     model.train()
     losses = []
-    for _ in range(teacher.sft_steps):
-        idx = rng.integers(len(examples), size=min(teacher.sft_batch_size, len(examples)))
+    for _ in range(steps):
+        idx = rng.integers(len(examples), size=min(batch_size, len(examples)))
         loss = sft_loss(model, [examples[i] for i in idx], pad_id, device)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -115,6 +117,15 @@ def train_teacher(model: nn.Module, examples: list[SFTExample], teacher: Teacher
         losses.append(float(loss.detach()))
     model.eval()
     return losses
+
+
+def train_teacher(model: nn.Module, examples: list[SFTExample], teacher: TeacherSection,
+                  pad_id: int, device: torch.device) -> list[float]:
+    """The teacher's SFT: :func:`supervised_finetune` with the ``distill.teacher`` settings."""
+    if not examples:
+        raise InputError("distill.teacher: no supervised examples to train the teacher on")
+    return supervised_finetune(model, examples, teacher.sft_steps, teacher.sft_lr,
+                               teacher.sft_batch_size, teacher.seed, pad_id, device)
 
 
 def load_or_train_teacher(

@@ -58,7 +58,7 @@ from training.losses.opd import (
     opd_policy_loss,
     sampled_divergence,
 )
-from training.teacher import SFTExample, load_or_train_teacher
+from training.teacher import SFTExample, load_or_train_teacher, supervised_finetune
 
 EVAL_SEED_OFFSET = 7919  # eval sampling generator: seed + this, never the run's RNG
 EVAL_DIVERGENCES = ("reverse_kl", "forward_kl", "js")
@@ -349,6 +349,8 @@ class DistillAlgorithm:
             accuracy_fn=self._teacher_accuracy_fn(),
         )
         check_shared_vocabulary(self.model, self.teacher, tok, self.dist.teacher.name)
+        if self.dist.student_sft_steps:
+            self._student_warm_start(train)
         self.sampler = EpochSampler(len(self.train_prompts), seed=cfg.seed)
         self.rollouts: list[Rollout] = []
         self._step, self._micro = 0, -1
@@ -376,6 +378,21 @@ class DistillAlgorithm:
         return [SFTExample(encode_prompt(p, tok, max_p),
                            list(tok(a, add_special_tokens=False)["input_ids"]) + [tok.eos_token_id])
                 for p, a in pairs]
+
+    def _student_warm_start(self, train: list[tuple[str, str | None]]) -> None:
+        """``student_sft_steps`` of SFT on the training prompts' answers (deterministic)."""
+        tok, max_p = self.tokenizer, self.cfg.data.max_prompt_length
+        examples = [SFTExample(encode_prompt(p, tok, max_p),
+                               list(tok(a, add_special_tokens=False)["input_ids"])
+                               + [tok.eos_token_id]) for p, a in train if a is not None]
+        if not examples:
+            raise InputError("distill.student_sft_steps needs answers for the training prompts; "
+                             "set it to 0 or add 'answer' fields to data.path")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed + 5)  # dropout of a local model, if any
+            supervised_finetune(self.model, examples, self.dist.student_sft_steps,
+                                self.dist.student_sft_lr, self.cfg.batch_size, self.cfg.seed + 5,
+                                self.pad_id, self.device)
 
     def _teacher_accuracy_fn(self):
         if not self.eval_prompts or not self._checkable():

@@ -309,6 +309,21 @@ def register_config(cls: type[RunConfig]) -> type[RunConfig]:
 
 register_config(PreferenceRunConfig)
 
+# Families whose config classes live in their own module (they import this one, so they are
+# loaded lazily, on the first lookup, instead of at import time: no import cycle).
+FAMILY_MODULES = ("training.distill_config", "training.diffusion_config")
+
+
+def load_families() -> dict[str, type[RunConfig]]:
+    """Import every family config module that exists; return the full registry."""
+    import importlib
+    import importlib.util
+
+    for name in FAMILY_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    return ALGORITHM_CONFIGS
+
 
 # ---------------------------------------------------------------------------------------------
 # Parsing, YAML, overrides
@@ -362,6 +377,8 @@ def parse_config(data: dict[str, Any] | RunConfig, source: str = "") -> RunConfi
         raise InputError(f"config{' ' + source if source else ''} must be a mapping of keys to "
                          f"values, got {type(data).__name__}")
     algorithm = data.get("algorithm")
+    if algorithm is not None and str(algorithm) not in ALGORITHM_CONFIGS:
+        load_families()
     if algorithm is None:
         raise InputError(f"config{' ' + source if source else ''} has no 'algorithm'; set it to "
                          f"one of: {', '.join(sorted(ALGORITHM_CONFIGS))}")

@@ -1,8 +1,8 @@
 """``socrates train ALGO [--config FILE] [--set key=value ...] [--json]``.
 
-One sub-command per canonical algorithm registered in :data:`training.config.ALGORITHM_CONFIGS`
-(so a new family appears here without touching this file). The config's ``algorithm`` must match
-ALGO, or is filled in from it when the file leaves it out.
+One sub-command per canonical algorithm in :data:`training.config.ALGORITHM_CONFIGS` (every
+family module is loaded first, so a new family appears here without touching this file). The
+config's ``algorithm`` must match ALGO, or is filled in from it when the file leaves it out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 
 from graphs.cli.common import console, print_json
 from simopt.errors import InputError
-from training.config import ALGORITHM_CONFIGS
+from training.config import load_families
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -24,6 +24,9 @@ HELP = {
     "--set preference.mallows=theta|phi adds MallowsPO on top.",
     "mallowspo-theta": "MallowsPO-theta (Chen et al. 2025): DPO scaled by the dispersion "
     "c(x) = -s log Hn(x) of the reference entropy.",
+    "opd+": "OPD+: on-policy distillation with bias-corrected f-divergence advantages.",
+    "opd": "OPD: on-policy distillation with the stop-gradient advantage -f(u).",
+    "gkd": "GKD: on-policy distillation with the full-vocabulary generalized JSD.",
     "mallowspo-phi": "MallowsPO-phi (Chen et al. 2025): exact Kendall-Mallows link "
     "-log g_phi(delta) with phi(x) = Hn(x)^s.",
 }
@@ -76,5 +79,5 @@ def _command(algorithm: str):
     return command
 
 
-for _name in sorted(ALGORITHM_CONFIGS):
+for _name in sorted(load_families()):
     app.command(_name)(_command(_name))

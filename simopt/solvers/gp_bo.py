@@ -67,11 +67,12 @@ class GPBO(Solver):
     Options:
         reps (int | None): replications per design; default from the budget (module doc).
         n_init (int | None): initial design size (default ``2d + 2``).
-        max_fits (int): GP fits the default ``reps`` is sized for (default 25).
+        max_fits (int): GP fits the default ``reps`` is sized for (default 20).
         q (int | None): designs per iteration (default 1 for ``d <= 4``, else 2).
-        num_restarts (int): ``optimize_acqf`` restarts (default 4).
-        raw_samples (int): ``optimize_acqf`` raw samples (default 128).
-        mc_samples (int): QMC samples of qLogNEI (default 64).
+        num_restarts (int): ``optimize_acqf`` restarts (default 2).
+        raw_samples (int): ``optimize_acqf`` raw samples (default 64).
+        mc_samples (int): QMC samples of qLogNEI (default 32).
+        maxiter (int): L-BFGS-B iterations per acquisition optimization (default 30).
         recommend_over_box (bool): also maximize the posterior mean over the box and recommend
             that design when it beats every evaluated one (default False: evaluated designs
             only, whose estimates are backed by replications).
@@ -83,9 +84,9 @@ class GPBO(Solver):
     uses_history = True
 
     def __init__(
-        self, reps: int | None = None, n_init: int | None = None, max_fits: int = 25,
-        q: int | None = None, num_restarts: int = 3, raw_samples: int = 64,
-        mc_samples: int = 32, recommend_over_box: bool = False,
+        self, reps: int | None = None, n_init: int | None = None, max_fits: int = 20,
+        q: int | None = None, num_restarts: int = 2, raw_samples: int = 64,
+        mc_samples: int = 32, recommend_over_box: bool = False, maxiter: int = 30,
     ):
         if reps is not None and int(reps) < 1:
             raise InputError(f"gp_bo: reps must be >= 1, got {reps}")
@@ -96,7 +97,9 @@ class GPBO(Solver):
         super().__init__(
             reps=reps, n_init=n_init, max_fits=max_fits, q=q, num_restarts=num_restarts,
             raw_samples=raw_samples, mc_samples=mc_samples, recommend_over_box=recommend_over_box,
+            maxiter=maxiter,
         )
+        self.maxiter = int(maxiter)
         self.reps, self.n_init, self.max_fits, self.q = reps, n_init, int(max_fits), q
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
         self.mc_samples, self.recommend_over_box = int(mc_samples), bool(recommend_over_box)
@@ -135,7 +138,7 @@ class GPBO(Solver):
             cand, _ = optimize_acqf(
                 acq, bounds=bounds, q=q, num_restarts=self.num_restarts,
                 raw_samples=self.raw_samples,
-                options={"maxiter": 50, "batch_limit": self.num_restarts},
+                options={"maxiter": self.maxiter, "batch_limit": self.num_restarts},
                 retry_on_optimization_warning=False,
             )
         return cand.detach().numpy()  # (q, d)
@@ -143,7 +146,8 @@ class GPBO(Solver):
     def _recommend(self, model: SingleTaskGP, ev: Evaluator, bounds: torch.Tensor) -> np.ndarray:
         pm = PosteriorMean(model)
         X = torch.as_tensor(ev.history.X, dtype=torch.float64)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # jitter notices at the (duplicated) training inputs
             vals = pm(X[:, None, :])  # (n,)
         best = ev.history.X[int(torch.argmax(vals))]
         if self.recommend_over_box:

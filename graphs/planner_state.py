@@ -100,8 +100,10 @@ class ResourceEstimate(BaseModel):
     parameters, T tokens per step (batch x grad_accum x (prompt + response length)), the
     factor 1.5 for the reference/teacher forward pass, and F an assumed CPU throughput.
     Memory per run: the torch process + 5 copies of the weights (weights, gradients, two AdamW
-    moments, reference) + activations T x width x layers x 34 bytes. SO runs: a cost per
-    replication. Wall time spreads training runs over ``workers`` processes.
+    moments, reference) + activations T x width x layers x 34 bytes. Solver runs: a cost per
+    replication; SOCRATES: a cost per replication x solver x macro-replication x replica (the
+    portfolio races on the replicas dominate). Wall time spreads training runs over ``workers``
+    processes; SO runs run one after another in the planner's process.
     """
 
     n_runs: int
@@ -118,7 +120,8 @@ class ResourceEstimate(BaseModel):
 
     def describe(self) -> str:
         """One line for people."""
-        return (f"{self.n_runs} runs, {self.workers} at a time on {self.cpu_count} cores: about "
+        runs = f"{self.n_runs} run" + ("s" if self.n_runs != 1 else "")
+        return (f"{runs}, {self.workers} at a time on {self.cpu_count} cores: about "
                 f"{_duration(self.seconds)} and {self.peak_memory_gb:.1f} GB peak memory "
                 f"(machine: {self.machine_memory_gb:.0f} GB)")
 
@@ -128,7 +131,11 @@ STEP_OVERHEAD_S = 0.1  # per step of a tiny model: 0.1-0.2 s measured for the ba
 CPU_FLOPS = 2e9  # effective FLOP/s of one core on small matmuls (float32)
 PROCESS_GB = 0.6  # resident memory of a torch process before the model
 SECONDS_PER_REPLICATION = 2e-4  # built-in problems are vectorized numpy simulations
-SOCRATES_FACTOR = 40.0  # replica fitting + portfolio races on replicas, per real replication
+# SOCRATES races every portfolio solver on every replica, macroreps times, over the budget:
+# ~0.02 s per (replication x solver x macrorep x replica), plus fitting and start-up; measured
+# 667 s wall (about 210 s of CPU) for budget 200 with the default settings on 2 busy cores.
+SOCRATES_SECONDS_PER_UNIT = 0.022
+SOCRATES_START_S = 20.0
 CHAR_VOCAB = 128
 
 
@@ -191,8 +198,12 @@ def estimate_resources(plan: ExperimentPlan, max_workers: int | None = None,
         else:
             budget = int(cfg.get("budget", 0))
             total_budget += budget
-            factor = SOCRATES_FACTOR if run.algorithm == "socrates" else 1.0
-            seconds = 0.5 + budget * SECONDS_PER_REPLICATION * factor
+            if run.algorithm == "socrates":
+                units = budget * len(cfg.get("solvers") or [0] * 7) * int(
+                    cfg.get("macroreps", 2)) * int(cfg.get("n_replicas", 3))
+                seconds = SOCRATES_START_S + units * SOCRATES_SECONDS_PER_UNIT
+            else:
+                seconds = 0.5 + budget * SECONDS_PER_REPLICATION
             memory = 0.3
             n = 0
         estimates.append(RunEstimate(key=run_key(i, run), label=run.label, parameters=n,

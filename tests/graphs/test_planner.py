@@ -91,6 +91,17 @@ def test_resource_estimate_scales_with_runs_steps_and_model_size():
     assert not refused.fits and "over the limit of 0.0001 h" in refused.reason
 
 
+def test_socrates_estimate_counts_the_portfolio_races():
+    from graphs.planner_state import SOCRATES_SECONDS_PER_UNIT, SOCRATES_START_S
+
+    cfg = {"problem": "CNTNEWS-1", "budget": 200, "solvers": ["a"] * 7, "macroreps": 2,
+           "n_replicas": 3}
+    est = estimate_resources(_plan([PlannedRun(algorithm="socrates", config=cfg)]))
+    expected = SOCRATES_START_S + 200 * 7 * 2 * 3 * SOCRATES_SECONDS_PER_UNIT
+    assert est.seconds == pytest.approx(expected) and est.total_budget == 200
+    assert est.describe().startswith("1 run, 1 at a time")
+
+
 def test_plan_api_refuses_over_the_time_limit_without_launching(tmp_path, monkeypatch):
     monkeypatch.setenv("SOCRATES_RUNS_DIR", str(tmp_path))
     p = gp.plan("train DPO on arithmetic for 90000 steps with 10 seeds",

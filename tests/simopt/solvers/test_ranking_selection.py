@@ -92,3 +92,10 @@ def test_maximization_selects_the_largest_mean():
     )
     x, _ = select_best(p, [[i] for i in range(5)], budget=2000, seed=0, delta=0.4)
     assert x[0] == 2
+
+
+def test_solver_improves_on_example_from_its_own_neighbourhood(example):
+    # default candidates: x0 and 4 Sobol points within +-10% of the box around it
+    gaps = [np.sum(solvers.get("ranking_selection").run(example, 300, seed=s).best_x ** 2) / 8
+            for s in range(3)]
+    assert np.mean(gaps) < 0.8  # measured 0.41-0.57: KN only chooses, it does not search

@@ -27,7 +27,8 @@ Each optimizer step, per micro-batch (``B = batch_size`` prompts, ``K = rollouts
 Inner updates are consecutive loop steps reusing the step's rollouts, because the loop takes one
 loss per micro-batch per optimizer step; the rollouts are part of the checkpoint, so resuming in
 the middle of a cycle is exact. Evaluation (``eval/*``): greedy accuracy on held-out prompts with
-the task's checker, the teacher's accuracy on them, and full-vocabulary per-token reverse KL,
+the task's checker (and ``eval/train_accuracy`` on up to 64 training prompts), the teacher's
+accuracy on them, and full-vocabulary per-token reverse KL,
 forward KL and JS of the student's own samples (fixed eval generator).
 
 Prompt files (``data.path``): JSONL, one ``{"prompt": ..., "answer": ...}`` per line; ``prompt``
@@ -397,7 +398,7 @@ class DistillAlgorithm:
     def _teacher_accuracy_fn(self):
         if not self.eval_prompts or not self._checkable():
             return None
-        return lambda model: self._accuracy(model)[0]
+        return lambda model: self._accuracy(model, self.eval_prompts)[0]
 
     # -- loop protocol --------------------------------------------------------------------------
 
@@ -471,12 +472,15 @@ class DistillAlgorithm:
         if not self.eval_prompts:
             return out
         if self._checkable():
-            acc, length = self._accuracy(self.model)
+            acc, length = self._accuracy(self.model, self.eval_prompts)
             out["eval/accuracy"], out["eval/length"] = acc, length
             if self._teacher_eval is None:
-                t_acc, _ = self._accuracy(self.teacher)
+                t_acc, _ = self._accuracy(self.teacher, self.eval_prompts)
                 self._teacher_eval = {"eval/teacher_accuracy": t_acc}
             out.update(self._teacher_eval)
+            seen = self._train_sample()
+            if seen and all(p.answer is not None for p in seen):
+                out["eval/train_accuracy"] = self._accuracy(self.model, seen)[0]
         if self.dist.eval_samples:
             out.update(self._eval_divergences())
         return out
@@ -531,15 +535,24 @@ class DistillAlgorithm:
             out.append(self.tokenizer.decode(ids, skip_special_tokens=True))
         return out
 
+    def _train_sample(self, n: int = 64) -> list[Prompt]:
+        """Up to ``n`` distinct training prompts (first occurrences), for eval/train_accuracy."""
+        out: dict[str, Prompt] = {}
+        for p in self.train_prompts:
+            if len(out) == n:
+                break
+            out.setdefault(p.text, p)
+        return list(out.values())
+
     @torch.no_grad()
-    def _accuracy(self, model: nn.Module) -> tuple[float, float]:
-        """Greedy-decoding accuracy and mean completion length on the held-out prompts."""
+    def _accuracy(self, model: nn.Module, prompts_all: list[Prompt]) -> tuple[float, float]:
+        """Greedy-decoding accuracy and mean completion length on ``prompts_all``."""
         model.eval()
         dev = next(model.parameters()).device
         correct, length = 0, 0.0
         chunk = max(self.cfg.batch_size, 64)
-        for start in range(0, len(self.eval_prompts), chunk):
-            prompts = self.eval_prompts[start : start + chunk]
+        for start in range(0, len(prompts_all), chunk):
+            prompts = prompts_all[start : start + chunk]
             ids, pmask = left_pad([p.ids for p in prompts], self.pad_id)
             comp, cmask = sample_completions(model, ids.to(dev), pmask.to(dev),
                                              self.dist.max_new_tokens, self.eos_id,
@@ -547,7 +560,7 @@ class DistillAlgorithm:
             texts = self._decode(comp.cpu(), cmask.cpu())
             correct += sum(self._is_correct(p, t) for p, t in zip(prompts, texts, strict=True))
             length += float(cmask.sum())
-        n = len(self.eval_prompts)
+        n = max(len(prompts_all), 1)
         return correct / n, length / n
 
     @torch.no_grad()

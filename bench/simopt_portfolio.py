@@ -144,12 +144,13 @@ def write_report(rows: list[dict], env: dict, args: argparse.Namespace, total_s:
             cell.sort(key=lambda r: r["terminal_gap"])
             lines += [
                 f"## {prob}, budget {budget}", "",
-                "| solver | terminal gap | AUC | 0.1-solve rate | wall (s) |",
-                "|---|---|---|---|---|",
+                "| solver | M | terminal gap | AUC | 0.1-solve rate | wall (s) |",
+                "|---|---|---|---|---|---|",
             ]
             for r in cell:
                 lines.append(
-                    f"| {r['solver']} | {fmt_ci(r['terminal_gap'], r['terminal_gap_ci'])} | "
+                    f"| {r['solver']} | {r['M']} | "
+                    f"{fmt_ci(r['terminal_gap'], r['terminal_gap_ci'])} | "
                     f"{fmt_ci(r['auc'], r['auc_ci'])} | "
                     f"{fmt_ci(r['solve_rate'], r['solve_rate_ci'], 2)} | {r['wall_s']:.2f} |"
                 )
@@ -181,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--label", default="full run")
     ap.add_argument("--out", default=str(ROOT / "bench/results/simopt_portfolio.md"))
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse runs already saved in the raw JSONL beside --out; run the rest")
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="write the report from the runs saved so far (a partial run)")
     args = ap.parse_args(argv)
 
     from joblib import Parallel, delayed
@@ -194,15 +199,34 @@ def main(argv: list[str] | None = None) -> int:
         (p, s, max(1, int(round(get_problem(p).default_budget * f))), m, args.n_postreps)
         for p in probs for f in fracs for s in names for m in range(args.macroreps)
     ]
-    # the slowest (model-based, big budgets) first so the two workers finish together
-    jobs.sort(key=lambda j: (j[1] != "gp_bo", -j[2]))
-    print(f"{len(jobs)} runs on {args.n_jobs} workers", flush=True)
-    results = Parallel(n_jobs=args.n_jobs, verbose=5)(delayed(run_job)(*j) for j in jobs)
+    # macro-replication-major order: a partial run still covers every cell with m = 0, 1, ...
+    jobs.sort(key=lambda j: (j[3], j[1] == "gp_bo", -j[2]))
+    out = Path(args.out)
+    runs_file = out.with_suffix(".runs.jsonl")  # every finished run, appended as it completes
+    done: list[dict] = []
+    if (args.resume or args.summarize_only) and runs_file.exists():
+        done = [json.loads(line) for line in runs_file.read_text().splitlines() if line]
+    have = {(r["problem"], r["solver"], r["budget"], r["seed"]) for r in done}
+    todo = [] if args.summarize_only else [j for j in jobs if tuple(j[:4]) not in have]
+    print(f"{len(todo)} runs on {args.n_jobs} workers ({len(done)} reused)", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not (args.resume or args.summarize_only):
+        runs_file.write_text("")
+    with runs_file.open("a") as fh:
+        for i, r in enumerate(Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
+            delayed(run_job)(*j) for j in todo
+        )):
+            fh.write(json.dumps(r) + "\n")
+            fh.flush()
+            done.append(r)
+            print(f"[{i + 1}/{len(todo)}] {r['problem']} {r['solver']} b={r['budget']} "
+                  f"m={r['seed']} {r['wall_s']:.1f}s", flush=True)
+    wanted = {tuple(j[:4]) for j in jobs}
+    results = [r for r in done if (r["problem"], r["solver"], r["budget"], r["seed"]) in wanted]
     f_x0 = {p: get_problem(p).simulate(get_problem(p).x0, args.n_postreps,
                                        seed=POSTREP_SEED).mean for p in probs}
     rows = summarize(results, f_x0, args.n_boot)
     total = time.perf_counter() - t0
-    out = Path(args.out)
     write_report(rows, env, args, total, out)
     raw = out.with_suffix(".json")
     raw.write_text(json.dumps([{k: v for k, v in r.items() if k != "curves"} for r in rows],

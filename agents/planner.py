@@ -197,12 +197,20 @@ def build_messages(request: str, limits: PlanLimits | None = None) -> list[dict]
     return system_user(system, f"Request: {request}")
 
 
+def training_configs() -> dict[str, type[BaseModel]]:
+    """The registered run-config classes by algorithm, every family module loaded."""
+    from training import config as training_config
+
+    load = getattr(training_config, "load_families", None)  # families register lazily
+    return load() if load is not None else training_config.ALGORITHM_CONFIGS
+
+
 def available_training_algorithms() -> list[str]:
     """Training algorithms whose run config is registered (in canonical order)."""
-    from training.config import ALGORITHM_CONFIGS
+    registry = training_configs()
 
-    return [a for a in TRAINING_ALGORITHMS if a in ALGORITHM_CONFIGS] + sorted(
-        a for a in ALGORITHM_CONFIGS if a not in TRAINING_ALGORITHMS
+    return [a for a in TRAINING_ALGORITHMS if a in registry] + sorted(
+        a for a in registry if a not in TRAINING_ALGORITHMS
     )
 
 
@@ -766,8 +774,9 @@ def expand(parsed: ParsedRequest, request: str, defaults: dict[str, Any] | None 
         defaults: dotted config keys applied to every training config before the request's own
             settings (e.g. ``{"max_steps": 20}``), for settings the request leaves open.
     """
-    from training.config import ALGORITHM_CONFIGS, apply_overrides
+    from training.config import apply_overrides
 
+    registry = training_configs()
     questions, errors, notes = list(parsed.questions), list(parsed.errors), list(parsed.notes)
     algos = list(parsed.algorithms)
     if errors and not algos:  # nothing to expand (e.g. an empty request)
@@ -794,7 +803,7 @@ def expand(parsed: ParsedRequest, request: str, defaults: dict[str, Any] | None 
     runs: list[PlannedRun] = []
     if training:
         for a in training:
-            if a not in ALGORITHM_CONFIGS:
+            if a not in registry:
                 questions.append(f"{DISPLAY.get(a, a)} training is not available in this "
                                  f"version (no run config registered for {a!r}); available: "
                                  f"{', '.join(available_training_algorithms())}")
@@ -816,12 +825,12 @@ def expand(parsed: ParsedRequest, request: str, defaults: dict[str, Any] | None 
         else:
             notes.append("no task named: each algorithm's default data (see its config)")
         for k in list(swept):
-            if not any(_maps(a, k, ALGORITHM_CONFIGS) for a in training):
+            if not any(_maps(a, k, registry) for a in training):
                 questions.append(f"none of {', '.join(training)} has a {k!r} setting")
                 swept.pop(k)
         for a in training:
-            cls = ALGORITHM_CONFIGS.get(a)
-            keys = [k for k in swept if cls is None or _maps(a, k, ALGORITHM_CONFIGS)]
+            cls = registry.get(a)
+            keys = [k for k in swept if cls is None or _maps(a, k, registry)]
             for combo in itertools.product(*(swept[k] for k in keys)):
                 chosen = dict(zip(keys, combo, strict=True))
                 label = _label(a, chosen, {k for k in keys if len(swept[k]) > 1})
@@ -945,8 +954,9 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
     the plan says exactly what will run. Problems become ``errors`` (invalid values, over a
     limit, unknown algorithm) or ``questions`` (an algorithm not available in this version).
     """
-    from training.config import ALGORITHM_CONFIGS, parse_config
+    from training.config import parse_config
 
+    registry = training_configs()
     limits = limits or PlanLimits()
     errors, questions, notes = list(plan.errors), list(plan.questions), list(plan.notes)
     runs: list[PlannedRun] = []
@@ -969,7 +979,7 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
             continue
         config = dict(run.config)
         if name in TRAINING_ALGORITHMS:
-            if name not in ALGORITHM_CONFIGS:
+            if name not in registry:
                 q = (f"{DISPLAY.get(name, name)} training is not available in this version (no "
                      f"run config registered for {name!r}); available: "
                      f"{', '.join(available_training_algorithms())}")

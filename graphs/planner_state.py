@@ -99,6 +99,8 @@ class ResourceEstimate(BaseModel):
     Time per training run: process start-up + steps x (overhead + 6 N T x 1.5 / F), with N
     parameters, T tokens per step (batch x grad_accum x (prompt + response length)), the
     factor 1.5 for the reference/teacher forward pass, and F an assumed CPU throughput.
+    Distillation adds the frozen teacher's forward pass (2 N_teacher T per step) and its
+    supervised warm-up once per distinct teacher (it is cached by config).
     Memory per run: the torch process + 5 copies of the weights (weights, gradients, two AdamW
     moments, reference) + activations T x width x layers x 34 bytes. Solver runs: a cost per
     replication; SOCRATES: a cost per replication x solver x macro-replication x replica (the
@@ -183,6 +185,7 @@ def estimate_resources(plan: ExperimentPlan, max_workers: int | None = None,
     workers = max(1, min(max_workers or cores, n_train or 1))
     estimates: list[RunEstimate] = []
     total_steps = total_budget = 0
+    teachers_trained: set[str] = set()
     for i, run in enumerate(plan.runs):
         cfg = run.config
         if run.algorithm in TRAINING_ALGORITHMS:
@@ -195,6 +198,17 @@ def estimate_resources(plan: ExperimentPlan, max_workers: int | None = None,
             total_steps += steps
             seconds = STARTUP_S + steps * (STEP_OVERHEAD_S + 6 * n * tokens * 1.5 / CPU_FLOPS)
             memory = PROCESS_GB + (5 * 4 * n + tokens * width * layers * 34) / 2**30
+            teacher = (cfg.get("distill") or {}).get("teacher")
+            if isinstance(teacher, dict):  # distillation: a frozen teacher, SFT-trained once
+                n_t, _, _ = model_size({"model": {**teacher, "name": "tiny-llama"}})
+                seconds += steps * 2 * n_t * tokens / CPU_FLOPS
+                memory += 4 * n_t / 2**30
+                key = json.dumps(teacher, sort_keys=True)
+                if key not in teachers_trained:  # cached by config: the first run pays
+                    teachers_trained.add(key)
+                    sft_tokens = int(teacher.get("sft_batch_size", 64)) * 32
+                    seconds += int(teacher.get("sft_steps", 0)) * (
+                        STEP_OVERHEAD_S + 6 * n_t * sft_tokens / CPU_FLOPS)
         else:
             budget = int(cfg.get("budget", 0))
             total_budget += budget

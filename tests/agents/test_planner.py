@@ -25,6 +25,7 @@ from agents.planner import (
     lex,
     parse_request,
     propose_plan,
+    training_configs,
     validate_plan,
 )
 from simopt import solvers
@@ -54,8 +55,9 @@ def score_plan(plan: ExperimentPlan, expect: dict) -> tuple[int, int, list[str]]
     not registered in this version expects a question (the runs are still planned).
     """
     hits, total, misses = 0, 0, []
+    registry = training_configs()
     unavailable = [a for a in expect.get("algorithms", [])
-                   if a in TRAINING_ALGORITHMS and a not in tc.ALGORITHM_CONFIGS]
+                   if a in TRAINING_ALGORITHMS and a not in registry]
 
     def check(name, ok):
         nonlocal hits, total
@@ -237,6 +239,7 @@ def test_field_path_follows_the_registered_schema():
 
 
 def test_unregistered_algorithm_gives_a_question_not_a_crash(monkeypatch):
+    training_configs()  # load every family first, so none registers behind the test's back
     monkeypatch.delitem(tc.ALGORITHM_CONFIGS, "opd+", raising=False)
     plan = propose_plan("OPD+ on arithmetic under JS, 500 steps")
     assert not plan.ok and len(plan.runs) == 1
@@ -254,6 +257,7 @@ def test_a_newly_registered_config_is_planned_through_its_own_schema(monkeypatch
         algorithm: Literal["opd+", "opd"]
         distill: DistillSection = Field(default_factory=DistillSection)
 
+    training_configs()
     monkeypatch.setitem(tc.ALGORITHM_CONFIGS, "opd+", DistillRunConfig)
     monkeypatch.setitem(tc.ALGORITHM_CONFIGS, "opd", DistillRunConfig)
     plan = propose_plan("compare OPD+ with OPD on arithmetic under JS and forward KL, 500 steps, "

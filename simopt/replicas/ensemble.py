@@ -185,6 +185,7 @@ def fit_ensemble(
     eps: float | None = None,
     box_width: float = DEFAULT_BOX_WIDTH,
     score: Literal["mse", "standardized"] = "standardized",
+    collapse: bool = True,
 ) -> ReplicaEnsemble:
     """Learn a weighted ensemble of digital replicas of ``problem``.
 
@@ -214,6 +215,9 @@ def fit_ensemble(
             each design's squared error by the squared standard error of its real mean,
             ``(f̂_k(x) - ȳ(x))² / (s²(x) / r)``, so one very noisy design (an unstable queue)
             does not drown the others; the weights use the chosen score as ``MSE_k``.
+        collapse: also multi-start each skeleton's collapsed variant
+            (:meth:`StructureSpec.collapsed`: stochastic nodes regressed on ``x`` only, formulas
+            and latents kept); the held-out score decides which variant is kept.
 
     Returns:
         The ensemble, with ``.replicas``, ``.weights``, ``.real_evaluations_used``, ``.data``
@@ -239,6 +243,10 @@ def fit_ensemble(
         labels = ["no-skeleton"]
     else:
         structures = _as_structures(skeleton, problem, data)
+        if collapse:
+            decisions = [v.name for v in problem.variables]
+            extra = [c for c in (s.collapsed(decisions) for s in structures) if c is not None]
+            structures = structures + extra
         classes = tuple(model_classes or SKELETON_MODEL_CLASSES)
         labels = [s.label for s in structures]
     train_idx, held_idx = _holdout_split(len(data.designs), holdout_fraction, rng)

@@ -103,6 +103,25 @@ class StructureSpec:
     def edges(self) -> list[tuple[str, str]]:
         return [(p, n.name) for n in self.nodes for p in n.parents]
 
+    def collapsed(self, decisions: list[str]) -> StructureSpec | None:
+        """The variant where every stochastic node with parents depends on the decisions only.
+
+        Formulas, roots and latents stay; a regression on random parents (whose sampled values
+        compound errors) becomes a regression on ``x``, i.e. the node's mean given the design.
+        None when no node changes.
+        """
+        nodes, changed = [], False
+        for n in self.nodes:
+            random_parents = [p for p in n.parents if p not in decisions]
+            if n.formula is None and n.parents and random_parents and n.role != "decision":
+                nodes.append(NodeSpec(n.name, n.role, tuple(decisions), n.kind, None, n.family))
+                changed = True
+            else:
+                nodes.append(n)
+        if not changed:
+            return None
+        return StructureSpec(tuple(nodes), self.objective, label=f"{self.label}/collapsed")
+
     @staticmethod
     def from_skeleton(
         skeleton: Skeleton, problem: Problem, label: str = "skeleton"

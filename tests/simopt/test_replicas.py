@@ -241,6 +241,16 @@ def test_no_skeleton_ablation_and_structure_errors():
     assert np.isfinite(abl.simulate([60.0], 4, 0).objective).all()
     ens = fit_ensemble(problem, None, data=data, seed=0, k=1)
     assert ens.candidates[0].label == "no-skeleton" and len(ens.replicas) == 1
+    chain = StructureSpec(
+        (NodeSpec("x", "decision"), NodeSpec("e", "exogenous"),
+         NodeSpec("y", "intermediate", ("x", "e")),
+         NodeSpec("objective", "output", ("y",), formula=parse_formula("y"))),
+        objective="objective",
+    )
+    flat = chain.collapsed(["x"])
+    assert flat.label.endswith("/collapsed") and flat.node("y").parents == ("x",)
+    assert flat.node("objective").formula is chain.node("objective").formula
+    assert StructureSpec.trivial(problem).collapsed(["order_quantity"]) is None
     with pytest.raises(InputError, match="cycle"):
         StructureSpec((NodeSpec("a", "intermediate", ("b",)), NodeSpec("b", "output", ("a",))),
                       objective="b")

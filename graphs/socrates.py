@@ -577,6 +577,7 @@ def run_socrates(
     checkpointer: Any = None,
     thread_id: str | None = None,
     on_event: Any = None,
+    approve_fn: Any = None,
     **config: Any,
 ) -> SocratesResult:
     """Run SOCRATES end to end on ``problem`` with ``budget`` real replications.
@@ -589,8 +590,12 @@ def run_socrates(
         run_dir: folder for the journal and the report (default under the runs directory).
         checkpointer: a LangGraph checkpointer; with ``thread_id`` a killed run resumes.
         on_event: called with each custom progress event (dict).
+        approve_fn: with ``approve=True``, called with the approval request (schedule, band);
+            its truthy/falsy answer resumes the graph. Without it, approval is refused.
         **config: any :class:`SocratesConfig` field (rounds, macroreps, solvers, ...).
     """
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
     from pydantic import ValidationError
 
     try:
@@ -604,17 +609,29 @@ def run_socrates(
     else:
         name, obj = problem.name, problem
     ctx = SocratesContext(problem=obj, llm=llm, run_dir=Path(run_dir) if run_dir else None)
+    if checkpointer is None and cfg.approve:
+        checkpointer = InMemorySaver()  # an interrupt needs somewhere to wait
     g = build_graph(checkpointer) if checkpointer is not None else graph
     thread = {"configurable": {"thread_id": thread_id or f"socrates-{name}-{seed}"}}
     snapshot = g.get_state(thread) if checkpointer is not None else None
     resume = snapshot is not None and bool(snapshot.next)
-    payload = None if resume else initial_state(name, cfg)
+    payload: Any = None if resume else initial_state(name, cfg)
     final: dict = {}
-    for mode, chunk in g.stream(payload, thread, context=ctx, stream_mode=["custom", "values"]):
-        if mode == "custom" and on_event is not None:
-            on_event(chunk)
-        elif mode == "values":
-            final = chunk
+    while True:
+        interrupted = None
+        for mode, chunk in g.stream(
+            payload, thread, context=ctx, stream_mode=["custom", "values", "updates"]
+        ):
+            if mode == "custom" and on_event is not None:
+                on_event(chunk)
+            elif mode == "values":
+                final = chunk
+            elif mode == "updates" and "__interrupt__" in chunk:
+                interrupted = chunk["__interrupt__"][0].value
+        if interrupted is None:
+            break
+        answer = bool(approve_fn(interrupted)) if approve_fn is not None else False
+        payload = Command(resume=answer)
     return result_from_state(final)
 
 

@@ -1,4 +1,5 @@
-"""``socrates optimize --problem NAME --solver NAME --budget N [--seed S] [--json]``.
+"""``socrates optimize --problem NAME --solver NAME --budget N [--seed S] [--json]``
+and ``socrates optimize --problem NAME|--problem-file F.py:factory --method socrates ...``.
 
 Runs one solver of the portfolio on a built-in problem with a progress bar, then evaluates the
 recommendations by independent post-replications (SimOpt's metrics) and saves a run folder under
@@ -40,9 +41,10 @@ def run_optimize(
     """Run, evaluate, save; return the summary written to ``metrics.json`` plus the folder."""
     import numpy as np
 
-    from simopt import get_problem, metrics, solvers
+    from graphs.socrates import load_problem
+    from simopt import metrics, solvers
 
-    problem = get_problem(problem_name)
+    problem = load_problem(problem_name)
     solver = solvers.get(solver_name)
     budget = problem.default_budget if budget is None else int(budget)
     if budget < 1:
@@ -89,7 +91,8 @@ def run_optimize(
             )
 
     folder = (runs_dir or _runs_dir()) / (
-        f"optimize-{problem.name}-{solver_name}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        f"optimize-{problem.name.replace('/', '_')}-{solver_name}-s{seed}-"
+        f"{time.strftime('%Y%m%d-%H%M%S')}"
     )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(
@@ -121,9 +124,79 @@ def run_optimize(
     return summary
 
 
+def run_socrates_cli(
+    problem_spec: str, budget: int | None, seed: int, progress: bool, llm: str | None,
+    approve: bool, rounds: int, runs_dir: Path | None = None,
+) -> dict:
+    """SOCRATES on a problem with progress bars; returns the summary (and writes the folder)."""
+    from graphs.settings import load_settings
+    from graphs.socrates import load_problem, run_socrates
+
+    settings = load_settings()
+    problem = load_problem(problem_spec)
+    budget = problem.default_budget // 5 if budget is None else int(budget)
+    folder = (runs_dir or _runs_dir()) / (
+        f"socrates-{problem.name.replace('/', '_')}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    llm_spec = llm or settings.llm
+
+    def ask(request: dict) -> bool:
+        console.print(f"schedule: {request['schedule']} for {request['budget']} real "
+                      "replications", markup=False)
+        return typer.confirm("Run it on the real system?", default=True)
+
+    t0 = time.perf_counter()
+    kwargs = dict(seed=seed, run_dir=folder, approve=approve, rounds=rounds,
+                  approve_fn=ask, llm=None if llm_spec == "offline" else llm_spec)
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=console_err, transient=True) as bar:
+            task = bar.add_task("starting", total=None)
+
+            def on_event(ev: dict) -> None:
+                if ev.get("stage") == "execute":
+                    bar.update(task, description="executing on the real system",
+                               completed=ev["used"], total=ev["total"])
+                else:
+                    bar.update(task, description=ev.get("stage", "").replace("_", " "),
+                               total=None)
+
+            res = run_socrates(problem, budget, on_event=on_event, **kwargs)
+    else:
+        res = run_socrates(problem, budget, **kwargs)
+    summary: dict = {
+        "problem": problem.name, "method": "socrates", "budget": budget, "seed": seed,
+        "wall_s": round(time.perf_counter() - t0, 2), "run_dir": str(folder),
+        "status": res.state.get("result", {}).get("status"),
+        "schedule": res.schedule.describe() if res.schedule else None,
+        "replans": res.replans, "budget_used": res.budget_used,
+    }
+    if res.best_x is not None:
+        post = problem.simulate(res.best_x, N_POSTREPS, seed=POSTREP_SEED).mean
+        summary.update(best_x=res.best_x.tolist(), estimate=res.best_estimate,
+                       post_estimate=float(post))
+        if problem.known_optimum is not None:
+            f_star = float(problem.known_optimum[1])
+            f_x0 = problem.simulate(problem.x0, N_POSTREPS, seed=POSTREP_SEED).mean
+            summary.update(f_star=f_star, terminal_gap=float((post - f_star) / (f_x0 - f_star)))
+    return summary
+
+
 def optimize(
-    problem: str = typer.Option(..., "--problem", help="Built-in problem name (socrates "
+    problem: str = typer.Option(None, "--problem", help="Built-in problem name (socrates "
                                 "problems list)."),
+    problem_file: str = typer.Option(None, "--problem-file", help="Your own system: "
+                                     "path/to/file.py:factory returning a simopt.Problem."),
+    method: str = typer.Option("solver", "--method", help="'solver' (one solver, see "
+                               "--solver) or 'socrates' (the full pipeline)."),
+    llm: str = typer.Option(None, "--llm", help="LLM for SOCRATES: offline or openai:MODEL "
+                            "(default: the SOCRATES_LLM setting)."),
+    approve: bool = typer.Option(False, "--approve", help="SOCRATES: ask before running the "
+                                 "schedule on the real system."),
+    rounds: int = typer.Option(4, "--rounds", min=1, max=20, help="SOCRATES: meta-optimizer "
+                               "rounds."),
     solver: str = typer.Option("gp_bo", "--solver", help="Solver name: random_search, gp_bo, "
                                "spsa, nelder_mead, cmaes, trust_region, ranking_selection, "
                                "integer_local_search."),
@@ -133,8 +206,36 @@ def optimize(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
-    """Optimize a built-in problem with one solver and save the run folder."""
-    summary = run_optimize(problem, solver, budget, seed, progress and not json_out)
+    """Optimize a problem with one solver or with SOCRATES and save the run folder."""
+    if (problem is None) == (problem_file is None):
+        raise InputError("give exactly one of --problem NAME or --problem-file FILE.py:factory")
+    if method not in ("solver", "socrates"):
+        raise InputError(f"--method must be 'solver' or 'socrates', got {method!r}")
+    if budget is not None and budget < 10 and method == "socrates":
+        raise InputError(f"--budget {budget} is too small for SOCRATES: give at least 10")
+    if method == "socrates":
+        summary = run_socrates_cli(problem or problem_file, budget, seed,
+                                   progress and not json_out, llm, approve, rounds)
+        if json_out:
+            print_json(summary)
+            return
+        console.print(f"schedule: {summary['schedule']}", markup=False)
+        for rp in summary["replans"]:
+            console.print(f"re-plan at {rp['budget']}: {rp['reason']} -> {rp['new']}",
+                          markup=False)
+        if summary.get("best_x") is not None:
+            console.print(f"recommended x = {[round(v, 6) for v in summary['best_x']]}; "
+                          f"estimate {summary['estimate']:.6g}; post-replicated "
+                          f"({N_POSTREPS} reps) {summary['post_estimate']:.6g}", markup=False)
+            if "terminal_gap" in summary:
+                console.print(f"known optimum {summary['f_star']:.6g}; normalized gap "
+                              f"{summary['terminal_gap']:.4f}", markup=False)
+        else:
+            console.print(f"status: {summary['status']} (nothing run on the real system)")
+        console.print(f"run folder: {summary['run_dir']} ({summary['wall_s']} s)",
+                      markup=False, highlight=False)
+        return
+    summary = run_optimize(problem or problem_file, solver, budget, seed, progress and not json_out)
     if json_out:
         print_json({k: v for k, v in summary.items() if k not in ("grid", "curve", "estimates")})
         return

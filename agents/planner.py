@@ -36,6 +36,7 @@ from simopt import list_problems, solvers
 from simopt.errors import InputError
 
 ROLE = "planner"
+MAX_REQUEST_CHARS = 4000  # a request is a sentence or a paragraph, not a document
 
 # Canonical names of every algorithm the project knows (DESIGN.md). A training algorithm is
 # *available* only once its run config is registered in training.config.ALGORITHM_CONFIGS.
@@ -561,7 +562,10 @@ def parse_request(request: str) -> ParsedRequest:
         parsed.errors.append("the request is empty; say what to run, e.g. 'compare MallowsPO "
                              "with DPO on the dispersion bandit with 2 seeds'")
         return parsed
-    items = lex(text[:4000])
+    if len(text) > MAX_REQUEST_CHARS:
+        parsed.notes.append(f"the request is {len(text)} characters long: only the first "
+                            f"{MAX_REQUEST_CHARS} were read")
+    items = lex(text[:MAX_REQUEST_CHARS])
     _attach_numbers(items, parsed)
 
     seen_vs = False  # a comparison word after the first algorithm: what follows are baselines
@@ -589,10 +593,8 @@ def parse_request(request: str) -> ParsedRequest:
             compare = True
         elif it.kind == "vs" and parsed.algorithms:
             seen_vs = True
-        elif it.kind == "with" and parsed.algorithms and (compare or it.text == "with") and (
-            _next_is_algo(items, i)
-        ):
-            seen_vs = compare or seen_vs
+        elif it.kind == "with" and compare and parsed.algorithms and _next_is_algo(items, i):
+            seen_vs = True  # "compare X with Y", "compare X to Y"
         elif it.kind == "div":
             value = it.value
             if value == "kl":

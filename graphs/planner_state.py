@@ -148,14 +148,12 @@ def run_key(index: int, run: PlannedRun) -> str:
 
 def machine() -> tuple[int, float]:
     """(CPU cores, memory in GB) of this machine."""
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
-        import psutil
-
-        mem = psutil.virtual_memory().total / 2**30
-    except ImportError:  # pragma: no cover - psutil ships with the dev environment
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return cores, mem
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume a laptop
+        mem = 8.0
+    return cores or 1, mem
 
 
 def model_size(config: dict) -> tuple[int, int, int]:

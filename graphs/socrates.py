@@ -243,6 +243,7 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     summary = evaluate_portfolio(
         ens.replicas, weights, cfg.solvers, budget, x0=x_start, macroreps=cfg.macroreps,
         seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs,
+        options=cfg.solver_options,
     )
     return {
         "portfolio": summary.to_json(),
@@ -264,7 +265,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
     sched, info = propose_schedule(
         state["problem"], summary, tried, llm=ctx.llm, score=cfg.score, integer_problem=integer
     )
-    sched = Schedule(sched.segments, cfg.final_selection or sched.final_selection)
+    sched = cfg.with_options(sched)
     stats = score_schedule(
         sched, ens.replicas, weights, summary.refs, summary.budget, x0=x_start,
         macroreps=cfg.macroreps, seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs,
@@ -417,13 +418,13 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     summary = evaluate_portfolio(
         ens.replicas, weights, cfg.solvers, remaining, x0=incumbent, macroreps=1,
         seed=cfg.seed + 1 + len(state.get("replans", [])), n_postreps=cfg.n_postreps,
-        n_jobs=cfg.n_jobs,
+        n_jobs=cfg.n_jobs, options=cfg.solver_options,
     )
     integer = any(v.integer for v in real_problem(state, ctx).variables)
     sched, info = propose_schedule(
         state["problem"], summary, [], llm=ctx.llm, score=cfg.score, integer_problem=integer
     )
-    sched = Schedule(sched.segments, cfg.final_selection or sched.final_selection)
+    sched = cfg.with_options(sched)
     band = expected_progress_band(
         ens.replicas, weights, sched, remaining, incumbent,
         n_checkpoints=max(2, cfg.n_checkpoints // 2), macroreps=cfg.macroreps,

@@ -33,6 +33,11 @@ class SocratesConfig(BaseModel):
     solvers: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SOLVERS), description="The portfolio to race."
     )
+    solver_options: dict[str, dict] = Field(
+        default_factory=lambda: {"gp_bo": {"max_fits": 10}},
+        description="Options per solver, used alike on the replicas and the real system "
+        "(fewer GP refits keep BO affordable inside the replica race).",
+    )
     macroreps: int = Field(2, ge=1, le=50, description="Macro-replications per solver/replica.")
     n_postreps: int = Field(30, ge=5, le=2000, description="Post-replications per design.")
     rounds: int = Field(4, ge=1, le=20, description="Meta-optimizer rounds.")
@@ -61,6 +66,16 @@ class SocratesConfig(BaseModel):
         if not v:
             raise ValueError("give at least one solver")
         return list(dict.fromkeys(v))
+
+    def with_options(self, schedule):
+        """The schedule with this run's solver options on every segment."""
+        from simopt.schedule import Schedule, Segment
+
+        segs = [
+            Segment(s.solver, s.fraction, {**self.solver_options.get(s.solver, {}), **s.options})
+            for s in schedule.segments
+        ]
+        return Schedule(segs, self.final_selection or schedule.final_selection)
 
     @property
     def data_budget(self) -> int:

@@ -31,8 +31,10 @@ DEFAULT_GRID = np.linspace(0.0, 1.0, 21)
 POSTREP_SEED = 987_654
 
 
-def _run_one(problem: Problem, solver: str, budget: int, x0: np.ndarray, seed: int) -> dict:
-    traj = solvers.get(solver).run(problem, budget, x0=x0, seed=seed)
+def _run_one(
+    problem: Problem, solver: str, budget: int, x0: np.ndarray, seed: int, options: dict
+) -> dict:
+    traj = solvers.get(solver, **options).run(problem, budget, x0=x0, seed=seed)
     return traj.to_json()
 
 
@@ -198,12 +200,17 @@ def evaluate_portfolio(
     n_jobs: int = 1,
     alpha: float = 0.1,
     grid: np.ndarray = DEFAULT_GRID,
+    options: dict[str, dict] | None = None,
 ) -> PortfolioSummary:
-    """Race ``solver_names`` on every replica; see the module docstring for the method."""
+    """Race ``solver_names`` on every replica; see the module docstring for the method.
+
+    ``options`` maps a solver name to the options it is built with (as in a schedule segment).
+    """
+    options = options or {}
     weights_arr = np.asarray(weights, dtype=float)
     start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
     jobs = [
-        (_run_one, (rep, a, budget, start[k], seed + m))
+        (_run_one, (rep, a, budget, start[k], seed + m, dict(options.get(a, {}))))
         for k, rep in enumerate(replicas)
         for a in solver_names
         for m in range(macroreps)

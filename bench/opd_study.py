@@ -110,8 +110,9 @@ def write_markdown(table, args, seconds, teacher_acc, path):
         f"{STUDY_CONFIG['distill']['student_sft_steps']}-step supervised warm start on the "
         "training prompts' answers (it answers with digits "
         "and EOS, mostly wrongly), then distilled for the given steps: "
-        f"{STUDY_CONFIG['data']['n_train']} training prompts, batch 16, one completion per "
-        "prompt of at most 4 tokens sampled at temperature 1, AdamW lr 2e-3, grad clip 1, "
+        f"{STUDY_CONFIG['data']['n_train']} training prompts, 16 prompts per step with "
+        f"{STUDY_CONFIG['distill']['rollouts_per_prompt']} completions each of at most 4 tokens "
+        f"sampled at temperature 1, AdamW lr {STUDY_CONFIG['optimizer']['lr']}, grad clip 1, "
         "gamma = 0, log-ratio clip 6, no PPO clip, one update per rollout. Accuracy is on "
         f"{STUDY_CONFIG['data']['n_eval']} held-out prompts (not among the training prompts); "
         "divergences are full-vocabulary per-token values on the student's own samples of "
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--divergences", nargs="+", default=["reverse_kl", "forward_kl", "js"])
+    parser.add_argument("--jobs", type=int, default=2, help="trainings run at once")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     import torch
@@ -148,7 +150,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         results = run_study(args.divergences, ["opd", "opd+"], args.steps, args.eval_every,
-                            args.seeds, Path(tmp), log=lambda m: print(m, flush=True))
+                            args.seeds, Path(tmp), log=print, jobs=args.jobs)
     seconds = time.perf_counter() - t0
     table = summarize(results, args.divergences, args.seeds)
     first = _evals(next(iter(results.values())))[0]

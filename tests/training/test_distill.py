@@ -309,3 +309,27 @@ def test_prompt_file(tmp_path, teacher_cache):
                                                         "data.path": str(path)}))
     with pytest.raises(InputError, match="answer"):
         DistillAlgorithm(cfg, "unused")  # a preset teacher needs answers to be trained on
+
+
+def test_opd_divergences_example_runs_both_estimators(teacher_cache, runs_dir, tmp_path,
+                                                      monkeypatch):
+    """The example/bench driver, shrunk: same start for both estimators, curves recorded."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "opd_divergences.py"
+    spec = importlib.util.spec_from_file_location("opd_divergences_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    tiny = distill_config(teacher_cache)
+    monkeypatch.setattr(example, "STUDY_CONFIG", {
+        k: v for k, v in tiny.items() if k not in ("algorithm", "max_steps")})
+    lines = []
+    results = example.run_study(["forward_kl"], ["opd", "opd+"], steps=2, eval_every=2,
+                                seeds=[0], workdir=tmp_path, log=lines.append)
+    assert set(results) == {("opd", "forward_kl", 0), ("opd+", "forward_kl", 0)}
+    stop, plus = results[("opd", "forward_kl", 0)], results[("opd+", "forward_kl", 0)]
+    assert stop[0] == plus[0]  # the same warm-started student before distillation
+    assert [r["step"] for r in plus if "eval/accuracy" in r] == [0, 2]
+    assert stop[-1]["loss/total"] != plus[-1]["loss/total"]
+    assert len(lines) == 2 and "forward_kl" in lines[0]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from simopt.errors import InputError
 
 ROLE = "planner"
 MAX_REQUEST_CHARS = 4000  # a request is a sentence or a paragraph, not a document
+MAX_EXPANDED_RUNS = 10_000  # never materialize more runs than this, whatever the limits
 
 # Canonical names of every algorithm the project knows (DESIGN.md). A training algorithm is
 # *available* only once its run config is registered in training.config.ALGORITHM_CONFIGS.
@@ -801,6 +803,13 @@ def expand(parsed: ParsedRequest, request: str, defaults: dict[str, Any] | None 
         so = []
     seeds = _seeds(parsed, errors, notes)
     params = {k: [_as_int(k, v, parsed) for v in vs] for k, vs in parsed.params.items()}
+    size = len(algos) * len(seeds) * math.prod(len(v) for v in params.values()) * max(
+        1, len(parsed.divergences)) * max(1, len(parsed.tasks)) * max(1, len(parsed.problems))
+    if size > MAX_EXPANDED_RUNS:  # refuse before building them (a validator limit follows)
+        errors.append(f"the request asks for about {size} runs; a plan may hold at most "
+                      f"{PlanLimits().max_runs}: use fewer seeds or swept values")
+        return ExperimentPlan(request=request, questions=list(dict.fromkeys(questions)),
+                              errors=list(dict.fromkeys(errors)), notes=notes)
     errors += [e for e in parsed.errors if e not in errors]
     runs: list[PlannedRun] = []
     if training:
@@ -967,6 +976,8 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
     if len(plan.runs) > limits.max_runs:
         errors.append(f"the plan has {len(plan.runs)} runs, over the limit of "
                       f"{limits.max_runs}; use fewer seeds or swept values")
+        return plan.model_copy(update={"errors": list(dict.fromkeys(errors)),
+                                       "questions": questions})
     kinds = {r.algorithm in TRAINING_ALGORITHMS for r in plan.runs}
     if len(kinds) > 1:
         errors.append("a plan compares one kind of run: training algorithms and simulation "

@@ -77,14 +77,14 @@ def test_fixed_seed_is_deterministic_and_independent_of_global_state(name):
 
     problem = get_problem("EXAMPLE-1")
     opts = FAST_OPTIONS.get(name, {})
-    a = solvers.get(name, **opts).run(problem, 60, x0=[1.5, -1.0], seed=11)
+    a = solvers.get(name, **opts).run(problem, 40, x0=[1.5, -1.0], seed=11)
     np.random.random(7)  # disturb the global generators between the runs
     torch.rand(3)
-    b = solvers.get(name, **opts).run(problem, 60, x0=[1.5, -1.0], seed=11)
+    b = solvers.get(name, **opts).run(problem, 40, x0=[1.5, -1.0], seed=11)
     assert len(a.points) == len(b.points)
     for (ba, xa, ea), (bb, xb, eb) in zip(a.points, b.points, strict=True):
         assert ba == bb and np.array_equal(xa, xb) and (ea == eb or np.isnan(ea) and np.isnan(eb))
-    c = solvers.get(name, **opts).run(problem, 60, x0=[1.5, -1.0], seed=12)
+    c = solvers.get(name, **opts).run(problem, 40, x0=[1.5, -1.0], seed=12)
     assert c.history.to_json() != a.history.to_json()  # the seed matters
 
 

@@ -321,3 +321,11 @@ def test_unlabeled_llm_sweeps_are_labeled_by_what_varies():
     plan = validate_plan(ExperimentPlan(request="r", runs=runs))
     assert [r.label for r in plan.runs] == ["dpo preference.beta=0.1"] * 2 + [
         "dpo preference.beta=0.3"] * 2
+
+
+def test_oversized_requests_are_refused_before_their_runs_are_built():
+    plan = propose_plan("sweep budget over 100, 200, 300, 400 for every solver on the "
+                        "newsvendor, the queue and SAN-1 with 999 seeds")
+    assert plan.runs == [] and "asks for about 95904 runs" in plan.errors[0]
+    plan = propose_plan("train DPO on the bandit with 500 seeds")
+    assert "the plan has 500 runs, over the limit of 64" in plan.errors[0]

@@ -263,3 +263,17 @@ def test_kendall_tau():
     assert kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 3, "b": 2, "c": 1}) == -1.0
     with pytest.raises(InputError, match="at least two"):
         kendall_tau({"a": 1}, {"a": 2})
+
+
+def test_skeleton_proposer_callable_gets_the_collected_data():
+    problem = censored_newsvendor()
+    seen = []
+
+    def proposer(data):
+        seen.append(data)
+        return [censored_structure()]
+
+    ens = fit_ensemble(problem, proposer, n_designs=6, reps_per_design=5, seed=3, k=1,
+                       model_classes=("linear",))
+    assert len(seen) == 1 and seen[0] is ens.data
+    assert ens.real_evaluations_used == 30 and len(ens.replicas) == 1

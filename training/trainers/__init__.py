@@ -25,6 +25,12 @@ def _distill(cfg: Any, run_dir: Path) -> Any:
     return DistillAlgorithm(cfg, run_dir)
 
 
+def _diffusion(cfg: Any, run_dir: Path) -> Any:
+    from training.trainers.diffusion import DiffusionAlgorithm
+
+    return DiffusionAlgorithm(cfg, run_dir)
+
+
 TRAINERS: dict[str, Callable[[Any, Path], Any]] = {
     "dpo": _preference,
     "ipo": _preference,
@@ -34,6 +40,9 @@ TRAINERS: dict[str, Callable[[Any, Path], Any]] = {
     "opd+": _distill,
     "opd": _distill,
     "gkd": _distill,
+    "mdm-sft": _diffusion,
+    "d1": _diffusion,
+    "diffpo": _diffusion,
 }
 
 

@@ -121,9 +121,11 @@ def _ensemble(state: SocratesState, ctx: SocratesContext):
         cfg = _cfg(state)
         skel = state.get("skeleton")
         skeleton = CausalSkeleton.model_validate(skel) if skel and cfg.use_skeleton else None
+        # bootstrap resamples of the data give distinct replicas even when every mechanism
+        # of the skeleton is a formula (no regression classes to multi-start over)
         ens = fit_ensemble(
             real_problem(state, ctx), skeleton=skeleton, data=_data(state, ctx),
-            k=cfg.n_replicas, seed=cfg.seed,
+            k=cfg.n_replicas, seed=cfg.seed, n_bootstrap=cfg.n_bootstrap,
         )
         ctx.cache["ensemble"] = ens
     ens = ctx.cache["ensemble"]

@@ -30,6 +30,9 @@ class SocratesConfig(BaseModel):
     reps_per_design: int = Field(5, ge=2, le=1000, description="Replications per data design.")
     n_replicas: int = Field(3, ge=1, le=20, description="Replicas kept in the ensemble (top K).")
     use_skeleton: bool = Field(True, description="Guide replicas by the causal skeleton.")
+    n_bootstrap: int = Field(
+        2, ge=1, le=20, description="Fits per (skeleton, model class): the data, then resamples."
+    )
     solvers: list[str] = Field(
         default_factory=lambda: list(DEFAULT_SOLVERS), description="The portfolio to race."
     )

@@ -80,7 +80,9 @@ class TeacherSection(Section):
 class DistillSection(Section):
     """On-policy distillation (OPD+: Zhao et al., arXiv 2606.01039; GKD: Agarwal et al. 2024).
 
-    The student samples ``rollouts_per_prompt`` completions per prompt at temperature 1; every
+    ``max_new_tokens`` bounds the sampled completions (``data.max_response_length`` is not used
+    by this family). The student samples ``rollouts_per_prompt`` completions per prompt at
+    temperature 1; every
     sampled token is scored by student and teacher, ``u_t = q(y_t|c_t)/π(y_t|c_t)``, and the
     advantage is ``w_f(u_t) - Σ_{t'>t} γ^{t'-t} f(u_t')`` (opd+) or ``-Σ_{t'>=t} ...`` (opd).
     """
@@ -163,7 +165,11 @@ class DistillRunConfig(RunConfig):
     algorithm: Literal["opd+", "opd", "gkd"] = Field(
         ..., description="opd+ (unbiased advantages), opd (stop-gradient) or gkd (full-vocab)."
     )
-    model: ModelSection = Field(default_factory=_student_default)
+    model: ModelSection = Field(
+        default_factory=_student_default,
+        description="The student. Default: tiny-llama 32x1 (2 heads), smaller than the default "
+        "teacher; a model section given without sizes takes ModelSection's 64x2.",
+    )
     distill: DistillSection = Field(default_factory=DistillSection)
 
     @model_validator(mode="after")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 _SAVERS: dict[str, SqliteSaver] = {}
+_LOCK = threading.Lock()
 
 
 def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
@@ -18,10 +20,11 @@ def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
     """
     path = Path(path).resolve()
     key = str(path)
-    if key not in _SAVERS:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(key, check_same_thread=False, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        _SAVERS[key] = SqliteSaver(conn)
-    return _SAVERS[key]
+    with _LOCK:
+        if key not in _SAVERS:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(key, check_same_thread=False, timeout=60.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            _SAVERS[key] = SqliteSaver(conn)
+        return _SAVERS[key]

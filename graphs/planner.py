@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from agents.planner import (
     propose_plan,
     validate_plan,
 )
+from graphs.checkpointing import sqlite_checkpointer  # noqa: F401  (re-exported)
 from graphs.planner_state import (
     PlannerContext,
     PlannerState,
@@ -263,23 +263,6 @@ def plan(request: str, llm: Any = None, *, limits: PlanLimits | None = None,
     return p
 
 
-_SAVERS: dict[str, Any] = {}
-_SAVERS_LOCK = threading.Lock()
-
-
-def sqlite_checkpointer(path: str | Path) -> Any:
-    """One SqliteSaver per database file and process (WAL mode, shared across threads)."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = str(path.resolve())
-    with _SAVERS_LOCK:
-        if key not in _SAVERS:
-            conn = sqlite3.connect(key, check_same_thread=False, timeout=60)
-            conn.execute("PRAGMA journal_mode=WAL")
-            _SAVERS[key] = SqliteSaver(conn)
-        return _SAVERS[key]
 
 
 def run_planner(request: str = "", *, plan_obj: ExperimentPlan | None = None,

@@ -2,8 +2,9 @@
 
 BoTorch pieces, used as they are (Balandat et al. 2020; Ament et al. 2023 for LogEI):
 
-- model: ``SingleTaskGP`` on replicate means ``Y_i = -sign * ybar_i`` (BoTorch maximizes) with
-  known observation noise ``train_Yvar_i = s_i^2 / n_i``; ``Normalize`` maps the search box to
+- model: ``SingleTaskGP`` on replicate means, ``Y_i = -w(sign * ybar_i)`` (BoTorch maximizes;
+  ``w`` a monotone log warp against heavy tails, see :func:`log_warp`), with known observation
+  noise ``train_Yvar_i = w'^2 s_i^2 / n_i``; ``Normalize`` maps the search box to
   the unit cube and ``Standardize`` centers and scales ``Y``. Because ``s_i^2`` from a few
   replications is itself noisy, it is shrunk towards the pooled variance
   ``s_p^2 = sum (n_i - 1) s_i^2 / sum (n_i - 1)``:
@@ -18,8 +19,9 @@ Budget plan: an initial scrambled Sobol design of ``n_init = 2d + 2`` designs (`
 designs already in a warm-start history count towards it and are reused for free), then
 iterations of ``q`` new designs, ``r`` replications each. ``r`` is chosen from the budget so that
 about ``max_fits`` GP fits happen: ``r = max(2, B // (n_init + max_fits * q))``. Integer variables
-are handled by rounding the acquisition's maximizer; a design that rounds onto one already
-measured gets ``r`` more replications instead (it sharpens the model where BO wants to be).
+are handled by rounding the acquisition's maximizer. A maximizer that lands on a design
+already measured (a bound, a rounded repeat) is replaced by a new design drawn within +-2.5% of
+the box around it (or, failing that, gets ``r`` more replications).
 Replications left over at the end (fewer than ``r``) go to the recommended design.
 """
 
@@ -59,6 +61,21 @@ def shrunk_noise_variance(counts: np.ndarray, variances: np.ndarray) -> np.ndarr
     pooled = float(np.sum(dof * s2) / dof.sum())
     shrunk = (dof * s2 + VAR_PSEUDO_REPS * pooled) / (dof + VAR_PSEUDO_REPS)
     return shrunk / counts
+
+
+def log_warp(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``w = log(1 + (z - min z) / s)`` and its derivative ``dw/dz``, both shape ``(n,)``.
+
+    ``s`` is the interquartile range of ``z`` (a robust scale). Simulation objectives are often
+    heavy-tailed across the box (an unstable queue at a low service rate costs 10^5 times the
+    optimum); a GP on raw values is dominated by such designs, while this monotone warp keeps
+    the ordering, leaves the region near the best designs almost linear and compresses the
+    tail. Noise variances follow by the delta method, ``Var w = (dw/dz)^2 Var z``.
+    """
+    q25, q75 = np.quantile(z, [0.25, 0.75])
+    s = max(float(q75 - q25), 1e-12 * max(1.0, float(np.max(np.abs(z)))), 1e-300)
+    t = (z - np.min(z)) / s
+    return np.log1p(t), 1.0 / (s * (1.0 + t))
 
 
 class GPBO(Solver):
@@ -108,10 +125,13 @@ class GPBO(Solver):
     def _fit(self, problem: Problem, ev: Evaluator, bounds: torch.Tensor) -> SingleTaskGP:
         h = ev.history
         train_X = torch.as_tensor(h.X, dtype=torch.float64)  # (n, d)
-        train_Y = torch.as_tensor(-problem.sign * h.means, dtype=torch.float64)[:, None]  # (n, 1)
+        z = problem.sign * h.means  # minimized
+        w, dw = log_warp(z)
+        train_Y = torch.as_tensor(-w, dtype=torch.float64)[:, None]  # (n, 1), maximized
         yvar = shrunk_noise_variance(h.counts, h.variances)
         train_Yvar = None
         if yvar is not None:
+            yvar = yvar * dw**2  # delta method through the warp
             # NOTE: gpytorch rounds standardized noise below 1e-6 up (with a warning); floor it here
             floor = 1.1e-6 * max(float(train_Y.var()) if train_Y.shape[0] > 1 else 1.0, 1e-12)
             train_Yvar = torch.as_tensor(np.maximum(yvar, floor), dtype=torch.float64)[:, None]
@@ -160,6 +180,25 @@ class GPBO(Solver):
             if float(v_box) > float(vals.max()):
                 best = ev.problem.project(x_box.detach().numpy()[0])
         return best
+
+    @staticmethod
+    def _fresh(
+        problem: Problem, ev: Evaluator, box: Box, x: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``x`` if it is new, else a new design near it (uniform within +-2.5% of the box).
+
+        The acquisition's maximizer often sits on a design already measured (a bound, or a
+        rounded integer point); measuring it again teaches the model little, while a nearby
+        design resolves the local shape. After 10 failed draws ``x`` itself is returned.
+        """
+        if ev.history.get(x) is None:
+            return x
+        for _ in range(10):
+            u = box.to_unit(x) + rng.uniform(-0.025, 0.025, size=x.shape[0])
+            y = problem.project(box.from_unit(u))
+            if ev.history.get(y) is None:
+                return y
+        return x
 
     # ---- the loop ---------------------------------------------------------------------------
     def _search(
@@ -215,11 +254,11 @@ class GPBO(Solver):
                 cand = self._candidates(model, ev, bounds, min(q, ev.remaining // r), seed + it)
             seen: list[np.ndarray] = []
             for c in cand:
-                x = problem.project(c)
+                x = self._fresh(problem, ev, box, problem.project(c), rng)
                 if any(np.array_equal(x, s) for s in seen) or ev.remaining < r:
                     continue
                 seen.append(x)
-                ev.evaluate(x, r)  # a new design, or r more replications of a rounded repeat
+                ev.evaluate(x, r)  # a new design, or r more replications of a repeat
             it += 1
         # final model on everything measured, then leftover replications on the recommendation
         with manual_seed(seed + it):

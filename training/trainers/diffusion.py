@@ -1,0 +1,661 @@
+"""Masked-diffusion trainers: LLaDA SFT (``mdm-sft``), d1 (diffu-GRPO) and DiFFPO.
+
+All three plug into :class:`training.loop.TrainingLoop` as one :class:`DiffusionAlgorithm`.
+The trainable module is a :class:`DiffusionPolicy`: the mask predictor plus, for DiFFPO with the
+joint sampler, the :class:`training.diffusion_model.SamplerController`, so the loop's single
+AdamW optimizer updates both.
+
+``mdm-sft``, per micro-batch of ``B = batch_size`` problems: prompt ``x`` + answer ``y`` (the
+reference reply, padded with EOS to ``gen_length``); ``t ~ U(0,1)``, each answer position masked
+with probability ``(1-ε)t + ε`` (the prompt never); loss = mean over the batch of
+:func:`training.losses.diffusion.llada_sft_loss`.
+
+``d1`` / ``diffpo``, per micro-batch of ``B`` prompts, each repeated ``G = group_size`` times:
+
+    1. Rollout (fresh at steps 1, 1+μ, 1+2μ, ...; reused in between, ``μ = inner_updates``):
+       decode with the configured sampler at ``temperature`` from a ``torch.Generator`` seeded
+       by the loop's RNG. DiFFPO with the joint sampler first draws, for each of the ``B·G``
+       rows, a threshold index ``k ~ π_φ(· | x)`` from the controller and decodes that row with
+       the threshold sampler at ``grid[k]`` (one draw per completion, conditioned on its
+       prompt: a single draw shared by the whole group would give the controller zero
+       group-mean advantage). The same generator fixes the prompt mask (each real prompt token
+       masked with probability ``p_mask_prompt``) and, for DiFFPO, the split ``τ_b ~ U{0..T_b-1}``
+       (``T_b`` the row's NFE); both stay fixed over the μ inner updates.
+    2. Reward: the task's d1 reward of the decoded text; DiFFPO subtracts ``λ · NFE_b / L``
+       (``λ = nfe_penalty``, ``L = gen_length``). Advantages ``A = r - mean_group(r)``.
+    3. Surrogate log-likelihood of each completion token: d1's one-step
+       :func:`~training.losses.diffusion.d1_logps`, or DiFFPO's
+       :func:`~training.losses.diffusion.two_stage_logps` at ``τ_b``. At the first scoring of a
+       rollout the parameters are still the sampling policy's, so the values are stored as
+       ``old_logps`` (ratio exactly 1), the frozen reference's as ``ref_logps``, and (DiFFPO) the
+       importance weights ``w = min(C, π_old^surrogate / π_old^true)`` with ``π_old^true`` the
+       sampler's recorded log-prob at each token's unmasking step.
+    4. Loss: :func:`~training.losses.diffusion.diffu_grpo_token_loss` (clipped ratio ``ε``, k3
+       KL ``β`` against the frozen initial model, weights ``w``) averaged over the completion
+       tokens up to and including the first EOS; plus, with the joint sampler, the mean of
+       :func:`~training.losses.diffusion.controller_loss` on the threshold choices with the
+       same advantages. The controller reads the LM's pooled prompt state *detached*: its loss
+       trains the controller head only.
+
+μ inner updates are consecutive loop steps reusing one rollout (the loop takes one loss per
+micro-batch per optimizer step); rollouts are part of the checkpoint, so resuming mid-cycle is
+exact.
+
+Evaluation (greedy decoding, held-out problems): for each sampler setting (the threshold sampler
+at every ``eval_thresholds`` value, the rollout sampler, and the learned controller when there is
+one) ``eval/accuracy@<setting>`` (fraction of problems with reward 1), ``eval/reward@<setting>``
+and ``eval/nfe@<setting>`` (mean NFE per problem); ``eval/accuracy`` / ``eval/nfe`` /
+``eval/reward`` are those of the training sampler (the controller's for the joint sampler). The
+accuracy-NFE frontier is written to ``frontier.png`` and ``frontier.json`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from simopt.errors import InputError
+from training.data import EpochSampler
+from training.diffusion_config import DiffusionRunConfig
+from training.diffusion_model import (
+    DIFFUSION_PRESETS,
+    MaskedDiffusionLM,
+    SamplerController,
+    diffusion_model_from_section,
+)
+from training.losses.diffusion import (
+    controller_loss,
+    d1_logps,
+    diffu_grpo_token_loss,
+    group_advantages,
+    importance_weights,
+    llada_sft_loss,
+    mask_prompt,
+    masked_token_mean,
+    nfe_penalized_reward,
+    sample_split_step,
+    two_stage_logps,
+)
+from training.sampling import generate
+
+__all__ = ["DiffusionAlgorithm", "DiffusionPolicy", "Problem", "Rollout", "build_problems"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One task instance: prompt text, reference reply, and what the reward needs."""
+
+    prompt: str
+    answer: str
+    key: tuple[Any, ...]  # sudoku: (puzzle, solution); countdown: (numbers, target)
+
+
+def _sudoku_problems(puzzles: list[Any], instructions: bool) -> list[Problem]:
+    from training.tasks import sudoku
+
+    return [Problem(sudoku.prompt(p.puzzle, instructions), sudoku.answer_text(p.solution),
+                    (p.puzzle, p.solution)) for p in puzzles]
+
+
+def _countdown_problems(items: list[Any], instructions: bool) -> list[Problem]:
+    from training.tasks import countdown
+
+    return [Problem(countdown.prompt(p.numbers, p.target, instructions),
+                    countdown.answer_text(p.solution) if p.solution else "",
+                    (tuple(p.numbers), p.target)) for p in items]
+
+
+def build_problems(cfg: DiffusionRunConfig) -> tuple[list[Problem], list[Problem]]:
+    """Training and held-out problems: read from ``data.path`` / ``data.eval_path`` or generated.
+
+    Generated held-out problems come from another seed and exclude every training prompt.
+    """
+    data = cfg.data
+    if data.task == "sudoku":
+        from training.tasks import sudoku as mod
+
+        s = data.sudoku
+
+        def make(n: int, seed: int) -> list[Problem]:
+            return _sudoku_problems(mod.generate(n, seed, s.min_empty, s.max_empty),
+                                    data.instructions)
+
+        def load(path: str) -> list[Problem]:
+            return _sudoku_problems(mod.load_jsonl(path), data.instructions)
+    else:
+        from training.tasks import countdown as mod  # type: ignore[no-redef]
+
+        c = data.countdown
+
+        def make(n: int, seed: int) -> list[Problem]:
+            return _countdown_problems(mod.generate(n, seed, c.min_numbers, c.max_numbers,
+                                                    c.max_number, c.max_target),
+                                       data.instructions)
+
+        def load(path: str) -> list[Problem]:
+            return _countdown_problems(mod.load_jsonl(path), data.instructions)
+
+    train = load(data.path) if data.path else make(data.n_train, cfg.seed)
+    if data.eval_path:
+        held = load(data.eval_path)[: data.n_eval]
+    else:
+        seen = {p.prompt for p in train}
+        held, used = [], set()
+        for p in make(4 * data.n_eval + 16, cfg.seed + 1):
+            if p.prompt not in seen and p.prompt not in used and len(held) < data.n_eval:
+                held.append(p)
+                used.add(p.prompt)
+    if not train:
+        raise InputError("data: no training problems; check data.path or data.n_train")
+    return train, held
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainable module and rollouts
+
+
+class DiffusionPolicy(nn.Module):
+    """The mask predictor and (optionally) the threshold controller, trained as one module.
+
+    Args:
+        lm: the mask predictor.
+        controller: DiFFPO's sampler head, or None.
+    """
+
+    def __init__(self, lm: MaskedDiffusionLM, controller: SamplerController | None = None):
+        super().__init__()
+        self.lm = lm
+        self.controller = controller
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.lm.mask_token_id
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """``(B, L)`` ids -> ``(B, L, V)`` logits of the mask predictor."""
+        return self.lm(input_ids, attention_mask=attention_mask)
+
+
+@dataclass
+class Rollout:
+    """One micro-batch of ``N = B·G`` decoded completions (CPU tensors between steps).
+
+    Attributes:
+        prompt_ids: ``(N, P)`` left-padded prompts; prompt_attn: ``(N, P)`` 1 on real tokens.
+        completion: ``(N, L)``; completion_mask: ``(N, L)`` 1 up to and including the first EOS.
+        unmask_step, token_logprob: ``(N, L)`` from :class:`training.sampling.Generation`.
+        nfe: ``(N,)``; task_reward, reward, advantages: ``(N,)``.
+        prompt_mask: ``(N, P)`` bool, prompt tokens masked in the likelihood.
+        split: ``(N,)`` long, DiFFPO's ``τ`` (unused by d1).
+        ctrl_index: ``(N,)`` controller choices, or None.
+        old_logps, ref_logps, weights: ``(N, L)``; ctrl_old: ``(N,)``; filled when first scored.
+    """
+
+    prompt_ids: Tensor
+    prompt_attn: Tensor
+    completion: Tensor
+    completion_mask: Tensor
+    unmask_step: Tensor
+    token_logprob: Tensor
+    nfe: Tensor
+    task_reward: Tensor
+    reward: Tensor
+    advantages: Tensor
+    prompt_mask: Tensor
+    split: Tensor
+    ctrl_index: Tensor | None = None
+    old_logps: Tensor | None = None
+    ref_logps: Tensor | None = None
+    weights: Tensor | None = None
+    ctrl_old: Tensor | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def completion_mask(completion: Tensor, eos_id: int) -> Tensor:
+    """``(N, L)`` long: 1 on tokens up to and including the first EOS, 0 after it."""
+    eos = (completion == eos_id).long()
+    before = eos.cumsum(1) - eos  # EOS tokens strictly before each position
+    return (before == 0).long()
+
+
+# ---------------------------------------------------------------------------------------------
+# The algorithm
+
+
+class DiffusionAlgorithm:
+    """``mdm-sft``, ``d1`` and ``diffpo`` plugged into :class:`training.loop.TrainingLoop`.
+
+    Attributes:
+        reward_fn: ``(text, problem) -> float``, the task's d1 reward (replaceable in tests).
+    """
+
+    def __init__(self, cfg: DiffusionRunConfig, run_dir: str | Path):
+        from training.models import load_tokenizer
+        from training.tokenizer import char_tokenizer
+
+        self.cfg = cfg
+        self.d = cfg.diffusion
+        self.run_dir = Path(run_dir)
+        self.rl = cfg.algorithm in ("d1", "diffpo")
+        self.lam = cfg.nfe_penalty()
+        train, held = build_problems(cfg)
+        self.train_problems, self.eval_problems = train, held
+        if cfg.model.name in DIFFUSION_PRESETS and cfg.model.tokenizer in (None, "char"):
+            self.tokenizer = char_tokenizer()
+        else:
+            self.tokenizer = load_tokenizer(cfg.model)
+        tok = self.tokenizer
+        self.eos_id, self.pad_id = int(tok.eos_token_id), int(tok.pad_token_id)
+        self.train_prompts, self.train_prompt_attn = self._encode_prompts(train)
+        self.eval_prompts, self.eval_prompt_attn = self._encode_prompts(held)
+        if not self.rl:
+            self.train_answers = self._encode_answers(train)
+        lm = diffusion_model_from_section(cfg.model, tok, seed=cfg.seed)
+        controller = None
+        if cfg.uses_controller():
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 17)
+                controller = SamplerController(lm.hidden_size, self.d.threshold_grid,
+                                               self.d.controller_width)
+        self.model: nn.Module = DiffusionPolicy(lm, controller)
+        self.policy: DiffusionPolicy = self.model  # unwrapped, for sampling and evaluation
+        if self.d.init_from:
+            self._init_from(self.d.init_from)
+        self.reference: MaskedDiffusionLM | None = None
+        if self.rl and self.d.beta > 0:
+            self.reference = copy.deepcopy(lm).requires_grad_(False).eval()
+        self.sampler = EpochSampler(len(train), seed=cfg.seed)
+        self.rollouts: list[Rollout] = []
+        self._step, self._micro = 0, -1
+        self.device = torch.device("cpu")
+        self.reward_fn = self._task_reward
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode_prompts(self, problems: list[Problem]) -> tuple[Tensor, Tensor]:
+        """``[BOS] + prompt`` left-padded to a common length ``P`` (the longest prompt)."""
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        encoded = [bos + self._tokens(p.prompt) for p in problems] or [bos or [self.pad_id]]
+        width = max(len(e) for e in encoded)
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(encoded), width), dtype=torch.long)
+        for i, e in enumerate(encoded):
+            ids[i, width - len(e):] = torch.tensor(e)
+            attn[i, width - len(e):] = 1
+        return ids[: len(problems)], attn[: len(problems)]
+
+    def _encode_answers(self, problems: list[Problem]) -> Tensor:
+        """``(N, L)`` reference replies followed by EOS up to ``gen_length``."""
+        length = self.d.gen_length
+        out = torch.full((len(problems), length), self.eos_id, dtype=torch.long)
+        for i, p in enumerate(problems):
+            ids = self._tokens(p.answer)
+            if not p.answer:
+                raise InputError(f"mdm-sft needs a reference answer for every problem; problem "
+                                 f"{i} ({p.prompt.strip()!r}) has none (add 'solution')")
+            if len(ids) + 1 > length:
+                raise InputError(f"the reference answer {p.answer!r} has {len(ids)} tokens + EOS, "
+                                 f"more than diffusion.gen_length={length}; raise gen_length "
+                                 f"(a multiple of diffusion.block_length)")
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out
+
+    def _task_reward(self, text: str, problem: Problem) -> float:
+        if self.cfg.data.task == "sudoku":
+            from training.tasks.sudoku import reward
+
+            return reward(text, *problem.key)
+        from training.tasks.countdown import reward as cd_reward
+
+        return cd_reward(text, *problem.key)
+
+    def _init_from(self, source: str) -> None:
+        from training.loop import latest_checkpoint
+
+        path = Path(source)
+        if path.is_dir():
+            found = latest_checkpoint(path)
+            if found is None:
+                raise InputError(f"diffusion.init_from {source!r} holds no checkpoints/step_N.pt; "
+                                 "give a finished run folder or a checkpoint file")
+            path = found
+        if not path.is_file():
+            raise InputError(f"diffusion.init_from {source!r} does not exist; give a run folder "
+                             "or a checkpoint file")
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+        lm_state = {k.removeprefix("lm."): v for k, v in state.items() if k.startswith("lm.")}
+        try:
+            self.policy.lm.load_state_dict(lm_state)
+            ctrl = {k.removeprefix("controller."): v for k, v in state.items()
+                    if k.startswith("controller.")}
+            if ctrl and self.policy.controller is not None:
+                self.policy.controller.load_state_dict(ctrl)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(f"diffusion.init_from {source!r} does not fit this model config "
+                             f"({first}); use the model section the checkpoint was trained "
+                             "with") from None
+
+    # -- loop protocol --------------------------------------------------------------------------
+
+    def setup(self, accelerator: Any) -> None:
+        self.device = accelerator.device
+        self.policy.to(self.device)
+        if self.reference is not None:
+            self.reference.to(self.device)
+
+    def next_batch(self, step: int, rng: np.random.Generator) -> Any:
+        """SFT: fresh examples. RL: the step's rollout (fresh on the first step of a cycle).
+
+        Seeds are drawn from ``rng`` (the loop's checkpointed generator) only when sampling, so
+        a resumed run draws the same seeds.
+        """
+        if not self.rl:
+            idx = self.sampler.take(self.cfg.batch_size)
+            return {"index": torch.tensor(idx), "seed": int(rng.integers(2**62))}
+        if step != self._step:
+            self._step, self._micro = step, 0
+        else:
+            self._micro += 1
+        fresh = (step - 1) % self.d.inner_updates == 0 or self._micro >= len(self.rollouts)
+        if fresh:
+            rollout = self._rollout(int(rng.integers(2**62)))
+            if self._micro == 0:
+                self.rollouts = []
+            self.rollouts.append(rollout)
+        return self.rollouts[self._micro]
+
+    def compute_loss(self, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        if not self.rl:
+            return self._sft_loss(batch)
+        return self._rl_loss(batch)
+
+    def evaluate(self) -> dict[str, float]:
+        if not self.eval_problems:
+            return {}
+        results = self.evaluate_settings()
+        out: dict[str, float] = {}
+        for name, r in results.items():
+            out[f"eval/accuracy@{name}"] = r["accuracy"]
+            out[f"eval/reward@{name}"] = r["reward"]
+            out[f"eval/nfe@{name}"] = r["nfe"]
+        main = results["controller" if self.policy.controller is not None else
+                       self._setting_name(self.d.sampler)]
+        out["eval/accuracy"], out["eval/nfe"], out["eval/reward"] = (
+            main["accuracy"], main["nfe"], main["reward"])
+        if "controller" in results:
+            out["eval/controller_threshold"] = results["controller"]["threshold"]
+        self._write_frontier(results)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict(),
+                "rollouts": [r.to_state() for r in self.rollouts]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.rollouts = [Rollout(**r) for r in state["rollouts"]]
+
+    # -- SFT ------------------------------------------------------------------------------------
+
+    def _sft_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        dev, idx = self.device, batch["index"]
+        prompt, pattn = self.train_prompts[idx].to(dev), self.train_prompt_attn[idx].to(dev)
+        answer = self.train_answers[idx].to(dev)
+        ids = torch.cat([prompt, answer], 1)
+        answer_mask = torch.cat([torch.zeros_like(prompt), torch.ones_like(answer)], 1).bool()
+        attn = None if bool(pattn.all()) else torch.cat([pattn, torch.ones_like(answer)], 1)
+        gen = torch.Generator(device=dev).manual_seed(batch["seed"])
+        losses = llada_sft_loss(self.model, ids, answer_mask, self.policy.mask_token_id,
+                                eps=self.d.sft_eps, generator=gen, attention_mask=attn)
+        loss = losses.mean()
+        return loss, {"loss/sft": float(loss.detach()), "perf/tokens": float(answer.numel())}
+
+    # -- RL: rollouts ---------------------------------------------------------------------------
+
+    def _sampler_kwargs(self, sampler: str) -> dict[str, Any]:
+        if sampler == "low_confidence":
+            return {"steps": self.d.resolved_steps()}
+        if sampler == "threshold":
+            return {"threshold": self.d.threshold}
+        return {"gamma": self.d.gamma}
+
+    @torch.no_grad()
+    def _decode(self, prompt: Tensor, pattn: Tensor, sampler: str, temperature: float,
+                generator: torch.Generator | None, threshold: Tensor | None = None, **kw: Any):
+        attn = None if bool(pattn.all()) else pattn
+        kwargs = self._sampler_kwargs(sampler) if threshold is None else {"threshold": threshold}
+        kwargs.update(kw)
+        return generate(self.policy.lm, prompt, self.d.gen_length, self.d.block_length,
+                        sampler, temperature=temperature, generator=generator,
+                        attention_mask=attn, **kwargs)
+
+    def _texts(self, completion: Tensor) -> list[str]:
+        return [self.tokenizer.decode(row.tolist(), skip_special_tokens=True)
+                for row in completion.cpu()]
+
+    def advantages(self, reward: Tensor) -> Tensor:
+        """Group-mean advantages of ``(B·G,)`` rewards (rows of one prompt contiguous)."""
+        return group_advantages(reward, self.d.group_size)
+
+    @torch.no_grad()
+    def _rollout(self, seed: int) -> Rollout:
+        dev, G = self.device, self.d.group_size
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        idx = torch.tensor(self.sampler.take(self.cfg.batch_size)).repeat_interleave(G)
+        prompt, pattn = self.train_prompts[idx].to(dev), self.train_prompt_attn[idx].to(dev)
+        policy = self.policy
+        was_training = policy.training
+        policy.eval()
+        try:
+            ctrl_index, threshold, sampler = None, None, self.d.sampler
+            if policy.controller is not None:
+                pooled = policy.lm.pooled_prompt_state(prompt, prompt.shape[1], pattn)
+                ctrl_index, threshold, _ = policy.controller.sample(pooled, generator=gen)
+                sampler = "threshold"
+            out = self._decode(prompt, pattn, sampler, self.d.temperature, gen, threshold)
+        finally:
+            policy.train(was_training)
+        completion = out.completion
+        problems = [self.train_problems[int(i)] for i in idx]
+        task_reward = torch.tensor([self.reward_fn(t, p) for t, p in
+                                    zip(self._texts(completion), problems, strict=True)],
+                                   dtype=torch.float32)
+        reward = nfe_penalized_reward(task_reward, out.nfe.cpu(), self.d.gen_length, self.lam)
+        prompt_mask = mask_prompt(prompt, self.d.p_mask_prompt, generator=gen) & pattn.bool()
+        split = sample_split_step(out.nfe, generator=gen)
+        return Rollout(
+            prompt_ids=prompt.cpu(), prompt_attn=pattn.cpu(), completion=completion.cpu(),
+            completion_mask=completion_mask(completion, self.eos_id).cpu(),
+            unmask_step=out.unmask_step.cpu(), token_logprob=out.token_logprob.cpu(),
+            nfe=out.nfe.cpu(), task_reward=task_reward, reward=reward,
+            advantages=self.advantages(reward), prompt_mask=prompt_mask.cpu(),
+            split=split.cpu(), ctrl_index=None if ctrl_index is None else ctrl_index.cpu())
+
+    # -- RL: loss -------------------------------------------------------------------------------
+
+    def surrogate_logps(self, model: Any, batch: Rollout) -> Tensor:
+        """``(N, L)`` surrogate log-likelihood of the completion tokens under ``model``.
+
+        d1: one-step; diffpo: two-stage at the rollout's split ``τ``; both with the rollout's
+        fixed prompt mask.
+        """
+        dev = self.device
+        prompt, completion = batch.prompt_ids.to(dev), batch.completion.to(dev)
+        pattn = batch.prompt_attn.to(dev)
+        attn = None if bool(pattn.all()) else torch.cat(
+            [pattn, torch.ones_like(completion)], 1)
+        mask_id, pm = self.policy.mask_token_id, batch.prompt_mask.to(dev)
+        if self.cfg.algorithm == "d1":
+            return d1_logps(model, prompt, completion, mask_id, prompt_mask=pm,
+                            attention_mask=attn)
+        return two_stage_logps(model, prompt, completion, batch.unmask_step.to(dev),
+                               batch.split.to(dev), mask_id, prompt_mask=pm, attention_mask=attn)
+
+    def _rl_loss(self, batch: Rollout) -> tuple[Tensor, dict[str, float]]:
+        dev, d = self.device, self.d
+        logps = self.surrogate_logps(self.model, batch)  # (N, L), with grad
+        if batch.old_logps is None:  # first scoring: the parameters are the sampling policy's
+            batch.old_logps = logps.detach().cpu()
+            if self.reference is not None:
+                with torch.no_grad():
+                    batch.ref_logps = self.surrogate_logps(self.reference, batch).cpu()
+            if self.cfg.algorithm == "diffpo":
+                batch.weights = importance_weights(batch.old_logps, batch.token_logprob,
+                                                   d.is_cap).cpu()
+        old = batch.old_logps.to(dev)
+        ref = None if batch.ref_logps is None else batch.ref_logps.to(dev)
+        weights = None if batch.weights is None else batch.weights.to(dev)
+        adv = batch.advantages.to(dev)
+        mask = batch.completion_mask.to(dev)
+        per_token, m = diffu_grpo_token_loss(logps, old, adv, ref, d.clip_eps, d.beta, weights)
+        loss = masked_token_mean(per_token, mask)
+        kl = float(masked_token_mean(m["kl"], mask))
+        ratio = torch.exp(logps.detach() - old)
+        metrics = {
+            "loss/policy": float(loss.detach()) - d.beta * kl,
+            "loss/kl": kl,
+            "reward/mean": float(batch.reward.mean()),
+            "reward/task": float(batch.task_reward.mean()),
+            "reward/std": float(batch.reward.std()) if batch.reward.numel() > 1 else 0.0,
+            "reward/accuracy": float((batch.task_reward == 1.0).float().mean()),
+            "perf/nfe": float(batch.nfe.float().mean()),
+            "perf/tokens": float(mask.sum()),
+            "policy/clip_fraction": float(masked_token_mean(m["clip_fraction"], mask)),
+            "policy/ratio": float(masked_token_mean(ratio, mask)),
+            "policy/ratio_max_dev": float(((ratio - 1).abs() * mask).max()),
+            "gen/length": float(mask.sum(1).float().mean()),
+        }
+        if weights is not None:
+            metrics["policy/is_weight"] = float(masked_token_mean(weights, mask))
+            metrics["policy/is_capped"] = float(masked_token_mean(
+                (weights >= d.is_cap * (1 - 1e-6)).float(), mask))
+        if batch.ctrl_index is not None:
+            controller = self.policy.controller
+            assert controller is not None
+            prompt, pattn = batch.prompt_ids.to(dev), batch.prompt_attn.to(dev)
+            with torch.no_grad():
+                pooled = self.policy.lm.pooled_prompt_state(prompt, prompt.shape[1], pattn)
+            index = batch.ctrl_index.to(dev)
+            logp = controller.log_prob(pooled, index)
+            if batch.ctrl_old is None:
+                batch.ctrl_old = logp.detach().cpu()
+            c_loss = controller_loss(logp, batch.ctrl_old.to(dev), adv, d.clip_eps).mean()
+            loss = loss + c_loss
+            metrics["loss/controller"] = float(c_loss.detach())
+            metrics["controller/threshold"] = float(controller.grid[index].mean())
+            probs = torch.softmax(controller(pooled).detach(), -1)
+            metrics["controller/entropy"] = float(-(probs * probs.clamp_min(1e-12).log())
+                                                  .sum(-1).mean())
+        return loss, metrics
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def _setting_name(self, sampler: str, value: float | None = None) -> str:
+        if sampler == "low_confidence":
+            return f"lowconf_s{self.d.resolved_steps()}"
+        if sampler == "threshold":
+            return f"tau{self.d.threshold if value is None else value:g}"
+        return f"eb_g{self.d.gamma:g}"
+
+    def evaluate_settings(self) -> dict[str, dict[str, float]]:
+        """Greedy decoding of the held-out problems under every evaluated sampler setting.
+
+        Returns:
+            ``{setting: {"accuracy", "reward", "nfe"[, "threshold"]}}``; settings are
+            ``tau<τ>`` per ``eval_thresholds``, the rollout sampler's, and ``controller``
+            (per-prompt argmax threshold) when the policy has one.
+        """
+        settings: list[tuple[str, str, float | None]] = [
+            (self._setting_name("threshold", t), "threshold", t) for t in self.d.eval_thresholds]
+        own = self._setting_name(self.d.sampler)
+        if own not in {s[0] for s in settings}:
+            settings.append((own, self.d.sampler, None))
+        if self.policy.controller is not None:
+            settings.append(("controller", "controller", None))
+        results: dict[str, dict[str, float]] = {}
+        n, bs = len(self.eval_problems), self.d.eval_batch_size
+        for name, sampler, value in settings:
+            rewards, nfes, taus = [], [], []
+            for start in range(0, n, bs):
+                prompt = self.eval_prompts[start:start + bs].to(self.device)
+                pattn = self.eval_prompt_attn[start:start + bs].to(self.device)
+                if sampler == "controller":
+                    pooled = self.policy.lm.pooled_prompt_state(prompt, prompt.shape[1], pattn)
+                    _, tau, _ = self.policy.controller.sample(pooled, greedy=True)
+                    out = self._decode(prompt, pattn, "threshold", 0.0, None, tau)
+                    taus.append(tau.cpu())
+                elif value is not None:
+                    out = self._decode(prompt, pattn, "threshold", 0.0, None,
+                                       torch.full((prompt.shape[0],), float(value)))
+                else:
+                    out = self._decode(prompt, pattn, sampler, 0.0, None)
+                texts = self._texts(out.completion)
+                rewards += [self.reward_fn(t, p) for t, p in
+                            zip(texts, self.eval_problems[start:start + bs], strict=True)]
+                nfes.append(out.nfe.cpu().float())
+            r = np.asarray(rewards)
+            results[name] = {"accuracy": float((r == 1.0).mean()), "reward": float(r.mean()),
+                             "nfe": float(torch.cat(nfes).mean())}
+            if taus:
+                results[name]["threshold"] = float(torch.cat(taus).mean())
+        return results
+
+    def _write_frontier(self, results: dict[str, dict[str, float]]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "frontier.json").write_text(json.dumps(
+            {"step": self._step, "settings": results}, indent=2))
+        plot_frontier({self.cfg.algorithm: results}, self.run_dir / "frontier.png",
+                      title=f"{self.cfg.algorithm} on {self.cfg.data.task} (greedy, held-out)")
+
+
+def plot_frontier(curves: dict[str, dict[str, dict[str, float]]], path: str | Path,
+                  title: str = "") -> None:
+    """Accuracy against mean NFE, one marker series per entry of ``curves`` (matplotlib Agg).
+
+    Args:
+        curves: ``{label: {setting: {"accuracy", "nfe", ...}}}``; threshold settings of a label
+            are joined by a line (sorted by NFE), other settings are labelled markers.
+        path: PNG file written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.add_subplot()
+    for i, (label, results) in enumerate(curves.items()):
+        color = f"C{i}"
+        tau = sorted((r["nfe"], r["accuracy"]) for k, r in results.items() if k.startswith("tau"))
+        if tau:
+            ax.plot(*zip(*tau, strict=True), "o-", color=color, label=f"{label}: thresholds")
+        for k, r in results.items():
+            if k.startswith("tau"):
+                continue
+            marker = "*" if k == "controller" else "s"
+            ax.plot(r["nfe"], r["accuracy"], marker, color=color, markersize=11 if
+                    marker == "*" else 7, label=f"{label}: {k}")
+    ax.set_xlabel("mean NFE per problem")
+    ax.set_ylabel("accuracy (reward = 1)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -4,9 +4,9 @@ BoTorch pieces, used as they are (Balandat et al. 2020; Ament et al. 2023 for Lo
 
 - model: ``SingleTaskGP`` on replicate means, ``Y_i = -w(sign * ybar_i)`` (BoTorch maximizes;
   ``w`` a monotone log warp against heavy tails, see :func:`log_warp`), with known observation
-  noise ``train_Yvar_i = w'^2 s_i^2 / n_i``; ``Normalize`` maps the search box to
+  noise ``train_Yvar_i = w'_i^2 s_i^2 / n_i``; ``Normalize`` maps the search box to
   the unit cube and ``Standardize`` centers and scales ``Y``. Because ``s_i^2`` from a few
-  replications is itself noisy, it is shrunk towards the pooled variance
+  replications is itself noisy, it is shrunk (in warped units) towards the pooled variance
   ``s_p^2 = sum (n_i - 1) s_i^2 / sum (n_i - 1)``:
   ``s~_i^2 = ((n_i - 1) s_i^2 + k s_p^2) / (n_i - 1 + k)`` with ``k = 4`` pseudo-replications;
 - fit: ``fit_gpytorch_mll`` on the exact marginal log likelihood;
@@ -128,10 +128,11 @@ class GPBO(Solver):
         z = problem.sign * h.means  # minimized
         w, dw = log_warp(z)
         train_Y = torch.as_tensor(-w, dtype=torch.float64)[:, None]  # (n, 1), maximized
-        yvar = shrunk_noise_variance(h.counts, h.variances)
+        # delta method through the warp *before* pooling: raw variances of designs in the heavy
+        # tail (1e7 at an unstable queue) would otherwise swamp the pooled variance
+        yvar = shrunk_noise_variance(h.counts, h.variances * dw**2)
         train_Yvar = None
         if yvar is not None:
-            yvar = yvar * dw**2  # delta method through the warp
             # NOTE: gpytorch rounds standardized noise below 1e-6 up (with a warning); floor it here
             floor = 1.1e-6 * max(float(train_Y.var()) if train_Y.shape[0] > 1 else 1.0, 1e-12)
             train_Yvar = torch.as_tensor(np.maximum(yvar, floor), dtype=torch.float64)[:, None]

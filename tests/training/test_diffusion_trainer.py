@@ -100,6 +100,14 @@ def test_on_policy_ratio_is_one_then_moves_on_inner_step(tmp_path, algorithm):
     loss, metrics = algo.compute_loss(batch)
     assert torch.allclose(batch.old_logps, independent, atol=1e-6)
     assert metrics["policy/ratio_max_dev"] == 0.0 and metrics["policy/ratio"] == 1.0
+    # closed form on-policy (ratio 1, policy = reference so KL 0): the token mean of -w A,
+    # plus the controller's -mean(A) (which is 0: group-mean advantages sum to 0 per group)
+    mask = batch.completion_mask.float()
+    w = batch.weights if batch.weights is not None else torch.ones_like(mask)
+    expected = -(w * batch.advantages[:, None] * mask).sum() / mask.sum()
+    assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-6)
+    assert metrics["loss/kl"] == pytest.approx(0.0, abs=1e-9)
+    assert batch.advantages.abs().sum() > 0
     # one SGD step, then the reused rollout (inner step 2) sees a ratio != 1
     loss.backward()
     with torch.no_grad():

@@ -367,6 +367,7 @@ class DiffusionAlgorithm:
         a resumed run draws the same seeds.
         """
         if not self.rl:
+            self._step = step
             idx = self.sampler.take(self.cfg.batch_size)
             return {"index": torch.tensor(idx), "seed": int(rng.integers(2**62))}
         if step != self._step:

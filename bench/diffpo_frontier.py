@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from training import train  # noqa: E402
+from training.loop import latest_checkpoint  # noqa: E402
 from training.tasks import sudoku  # noqa: E402
 from training.trainers.diffusion import plot_frontier  # noqa: E402
 
@@ -90,10 +91,12 @@ def sft(args, data_dir: Path) -> tuple[Path, list[dict]]:
     cfg["optimizer"] = {"lr": args.sft_lr}
     cfg["diffusion"]["eval_thresholds"] = [0.9]
     history: list[dict] = []
-    steps = 0
+    found = latest_checkpoint(out)  # a cached, unfinished SFT run continues where it stopped
+    steps = int(found.stem.removeprefix("step_")) if found is not None else 0
     while steps < args.sft_max:
         steps += args.sft_chunk
-        result = train({**cfg, "max_steps": steps, "resume": steps > args.sft_chunk})
+        result = train({**cfg, "max_steps": steps,
+                        "resume": latest_checkpoint(out) is not None})
         acc = result.metrics["eval/accuracy@tau0.9"]
         history.append({"step": steps, "accuracy@tau0.9": acc,
                         "nfe@tau0.9": result.metrics["eval/nfe@tau0.9"]})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,27 @@ def test_offline_round_trip_through_propose_schedule():
     assert info["fallback"] is None
     assert [g.solver for g in sched.segments] == ["random_search", "nelder_mead"]
     assert sum(g.fraction for g in sched.segments) == pytest.approx(1.0)
+
+
+def test_llm_answers_are_validated_repaired_and_fall_back(llm_server):
+    """Through the real openai client: an unknown solver is sent back with what to fix; an
+    answer that stays wrong falls back to the offline search, and the fallback is recorded."""
+    from agents.llm import OpenAICompatibleLLM
+
+    llm = OpenAICompatibleLLM("fake", base_url=llm_server.base_url, backoff_s=0)
+    bad = {"segments": [{"solver": "bayesopt", "fraction": 1.0}], "final_selection": 0.0,
+           "rationale": "x"}
+    good = {"segments": [{"solver": "nelder_mead", "fraction": 0.6},
+                         {"solver": "random_search", "fraction": 0.4}],
+            "final_selection": 0.0, "rationale": "steady then global"}
+    llm_server.enqueue(bad, good)
+    sched, info = propose_schedule({"name": "toy", "description": "t"}, _summary(), [], llm=llm)
+    assert info["repairs"] == 1 and info["fallback"] is None
+    assert [g.solver for g in sched.segments] == ["nelder_mead", "random_search"]
+    repair_prompt = json.dumps(llm_server.requests[-1]["messages"])
+    assert "unknown solver 'bayesopt'" in repair_prompt
+
+    llm_server.enqueue(bad, bad, bad)
+    sched, info = propose_schedule({"name": "toy", "description": "t"}, _summary(), [], llm=llm)
+    assert info["fallback"] and "bayesopt" in info["fallback"]
+    assert {g.solver for g in sched.segments} <= {"random_search", "nelder_mead"}

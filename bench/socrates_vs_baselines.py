@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=[*VARIANTS, *solvers.names()])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench/results/socrates_vs_baselines.md"))
+    ap.add_argument("--merge", default=None, help="a .jsonl of earlier rows: methods not run "
+                    "now are taken from it (e.g. re-run SOCRATES only against stored solvers)")
     args = ap.parse_args(argv)
     from joblib import Parallel, delayed
 
@@ -128,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append((p, m, budget, s, run_root))
     t0 = time.time()
     rows = Parallel(n_jobs=args.jobs, verbose=5)(delayed(one_job)(*j) for j in jobs)
+    merged_note = ""
+    if args.merge:
+        old = [json.loads(line) for line in Path(args.merge).read_text().splitlines() if line]
+        keep = [r for r in old if r["method"] not in args.methods
+                and r["problem"] in args.problems]
+        rows = rows + keep
+        merged_note = (f"Rows for {sorted({r['method'] for r in keep})} are from an earlier "
+                       f"run ({Path(args.merge).name}), same seeds and settings.\n")
     table = summarize(rows)
     import torch
 
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python "
         f"{platform.python_version()}, torch {torch.__version__}.\n"
         "Gap: (f(x) - f*) / (f(x0) - f*), lower is better; SOCRATES pays for its replica "
-        "data out of the same budget.\n"
+        "data out of the same budget.\n" + merged_note
     )
     print(header + table)
     Path(args.out).write_text(header + table)

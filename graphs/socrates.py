@@ -105,10 +105,13 @@ def _data(state: SocratesState, ctx: SocratesContext):
 
     cfg = _cfg(state)
     if "data" not in ctx.cache:
-        n_designs = max(2, cfg.data_budget // cfg.reps_per_design)
-        ctx.cache["data"] = collect_data(
-            real_problem(state, ctx), n_designs, cfg.reps_per_design, seed=cfg.seed
-        )
+        # fitting holds designs out, so it needs at least 3: on a small data budget, fewer
+        # replications per design rather than fewer designs
+        reps = cfg.reps_per_design
+        if cfg.data_budget // reps < 3:
+            reps = max(2, cfg.data_budget // 3)
+        n_designs = max(3, cfg.data_budget // reps)
+        ctx.cache["data"] = collect_data(real_problem(state, ctx), n_designs, reps, seed=cfg.seed)
     return ctx.cache["data"]
 
 

@@ -25,7 +25,9 @@ class SocratesConfig(BaseModel):
     budget: int = Field(..., ge=10, le=10_000_000, description="Total real-system replications.")
     seed: int = Field(0, ge=0, description="Seed of every random choice in the run.")
     data_fraction: float = Field(
-        0.3, gt=0, lt=0.9, description="Share of the budget spent collecting replica data."
+        0.15, gt=0, lt=0.9,
+        description="Share of the budget spent collecting replica data (0.3 cost CNTNEWS-1 "
+        "most of its gap at 20% budgets; see bench/results/socrates_vs_baselines.md).",
     )
     reps_per_design: int = Field(5, ge=2, le=1000, description="Replications per data design.")
     n_replicas: int = Field(3, ge=1, le=20, description="Replicas kept in the ensemble (top K).")

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from simopt.errors import InputError
+from training.tasks import jsonl_objects
 
 __all__ = [
     "INSTRUCTIONS",
@@ -191,20 +192,8 @@ def load_jsonl(path: str | Path) -> list[CountdownProblem]:
     Raises:
         InputError: a missing file, bad JSON or a missing/ill-typed field, naming the line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"countdown file {str(path)!r} does not exist; check the path")
     out: list[CountdownProblem] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{where}: expected an object with fields numbers, target")
+    for where, row in jsonl_objects(path, "countdown", "numbers, target"):
         numbers = row.get("numbers", row.get("nums"))
         target = row.get("target")
         if not isinstance(numbers, list) or not numbers or not all(

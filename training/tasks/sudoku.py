@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from simopt.errors import InputError
+from training.tasks import jsonl_objects
 
 __all__ = [
     "INSTRUCTIONS",
@@ -207,20 +208,8 @@ def load_jsonl(path: str | Path) -> list[SudokuPuzzle]:
         InputError: a missing file, bad JSON, a missing field, or a solution that is not a valid
             grid agreeing with its puzzle; the message names the line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"sudoku file {str(path)!r} does not exist; check the path")
     out: list[SudokuPuzzle] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{where}: expected an object with fields puzzle, solution")
+    for where, row in jsonl_objects(path, "sudoku", "puzzle, solution"):
         fields = []
         for name in ("puzzle", "solution"):
             value = row.get(name, row.get(name.capitalize()))

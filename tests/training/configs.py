@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def with_overrides(cfg: dict, overrides: dict) -> dict:
+    """Set dotted keys (``"data.n_train": 4``) in a nested config dict; returns it."""
+    for key, value in overrides.items():
+        node = cfg
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return cfg
+
+
 def tiny_lm_config(**overrides):
     """A tiny-llama arithmetic preference config: a step takes milliseconds."""
     cfg = {
@@ -14,13 +25,7 @@ def tiny_lm_config(**overrides):
         "max_steps": 3,
         "optimizer": {"lr": 1e-2},
     }
-    for key, value in overrides.items():
-        node = cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return cfg
+    return with_overrides(cfg, overrides)
 
 
 def bandit_config(**overrides):

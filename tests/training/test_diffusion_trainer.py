@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from simopt.errors import InputError
+from tests.training.configs import with_overrides
 from training import train
 from training.config import parse_config
 from training.diffusion_config import DiffusionRunConfig
@@ -27,13 +28,7 @@ def tiny(algorithm: str, **overrides) -> dict:
         "diffusion": {"gen_length": 36, "block_length": 12, "group_size": 3,
                       "eval_thresholds": [0.5, 1.0], "temperature": 1.0},
     }
-    for key, value in overrides.items():
-        node = cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return cfg
+    return with_overrides(cfg, overrides)
 
 
 def digit_reward(text: str, problem) -> float:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from simopt.errors import InputError
+from tests.training.configs import with_overrides
 from training import train
 from training.config import parse_config
 from training.loop import TrainingLoop, read_metrics
@@ -45,13 +46,7 @@ def distill_config(teacher_cache, **overrides):
         "distill": {"max_new_tokens": 3, "rollouts_per_prompt": 2, "eval_samples": 1,
                     "teacher": {**TINY_TEACHER, "cache_dir": teacher_cache}},
     }
-    for key, value in overrides.items():
-        node = cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return cfg
+    return with_overrides(cfg, overrides)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,14 @@ pairs over split points, ranks them by the predicted score, and each round propo
 candidate not yet scored, refining the split of the best scored pair once the ranking's head
 has been tried. The loop scores every proposal by simulation on the replicas, so a wrong
 prediction costs one round, never the result.
+
+Ties (predicted scores within ``TIE`` of each other) happen when the replicas cannot tell
+solvers apart, typically at a re-plan started from an incumbent that no solver improves on the
+replicas (every gap curve is flat). They are broken by a preference order, never by the
+registry's alphabetical accident: the solvers the caller prefers (the current schedule's, at a
+re-plan), then single-segment schedules, then the rest, with ``random_search`` last (when the
+replicas see no difference, an uninformed global search is the least useful way to spend real
+evaluations from a good incumbent).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from simopt.schedule import Schedule, Segment
 
 ROLE = "meta_optimizer"
 SPLITS = (0.2, 0.3, 0.5, 0.7)
+TIE = 1e-6
 ScoreKind = Literal["auc", "terminal", "mixed"]
 
 
@@ -134,6 +143,33 @@ def candidate_schedules(names: list[str]) -> list[list[tuple[str, float]]]:
     return cands
 
 
+def _tie_rank(cand: list[tuple[str, float]], prefer: list[str]) -> tuple:
+    """Secondary sort key among equally scored candidates (see the module docstring)."""
+    order = {n: i for i, n in enumerate(prefer)}
+    first = order.get(cand[0][0], len(order))
+    uninformed = sum(n == "random_search" for n, _ in cand)
+    return (uninformed, first, len(cand))
+
+
+def _rank(
+    cands: list[list[tuple[str, float]]], summary: PortfolioSummary, kind: str,
+    prefer: list[str],
+) -> list[list[tuple[str, float]]]:
+    """Candidates by predicted score; scores within ``TIE`` count as equal."""
+    grid = np.asarray(summary.grid)
+    scored = [(score_curve(predict_curve(c, summary), grid, kind), c) for c in cands]
+    scored.sort(key=lambda t: t[0])
+    out: list[list[tuple[str, float]]] = []
+    i = 0
+    while i < len(scored):
+        j = i
+        while j + 1 < len(scored) and scored[j + 1][0] - scored[i][0] <= TIE:
+            j += 1
+        out.extend(sorted((c for _, c in scored[i:j + 1]), key=lambda c: _tie_rank(c, prefer)))
+        i = j + 1
+    return out
+
+
 def _as_json(segs: list[tuple[str, float]]) -> dict:
     return Schedule([Segment(n, f) for n, f in segs]).to_json()
 
@@ -154,10 +190,7 @@ def offline_meta_optimizer(messages, schema, context) -> ScheduleProposal:
     kind = context.get("score", "mixed")
     names = [n for n in context.get("allowed", list(summary.solvers)) if n in summary.solvers]
     grid = np.asarray(summary.grid)
-    ranked = sorted(
-        candidate_schedules(names),
-        key=lambda c: score_curve(predict_curve(c, summary), grid, kind),
-    )
+    ranked = _rank(candidate_schedules(names), summary, kind, context.get("prefer", []))
     # once the predicted head is tried, refine the split of the best scored two-stage schedule
     if tried:
         best = min(tried, key=lambda t: t[1])[0]["segments"]
@@ -193,19 +226,24 @@ def propose_schedule(
     score: ScoreKind = "mixed",
     integer_problem: bool = False,
     max_repairs: int = 2,
+    prefer: list[str] | None = None,
 ) -> tuple[Schedule, dict]:
     """One meta-optimizer round: a validated schedule plus a record of how it was obtained.
 
     The LLM's answer is validated; on errors it is re-prompted with exactly what to fix (at most
     ``max_repairs`` times); if it still fails, or the backend errors, the offline policy answers
-    and the fallback is recorded.
+    and the fallback is recorded. ``prefer`` orders solvers for breaking ties between equally
+    scored schedules in the offline policy (e.g. the current schedule's solvers at a re-plan).
     """
     llm = get_llm(llm)
     allowed = [
         n for n in summary.solvers
         if not integer_problem or solvers.solver_class(n).supports_integer
     ]
-    context = {"summary": summary, "tried": tried, "score": score, "allowed": allowed}
+    context = {
+        "summary": summary, "tried": tried, "score": score, "allowed": allowed,
+        "prefer": list(prefer or []),
+    }
     messages = build_messages(problem, summary, tried, score)
     info: dict = {"backend": type(llm).__name__, "repairs": 0, "fallback": None}
     try:

@@ -426,8 +426,11 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
         n_jobs=cfg.n_jobs, options=cfg.solver_options,
     )
     integer = any(v.integer for v in real_problem(state, ctx).variables)
+    # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
+    current = [s.solver for s in Schedule.from_json(state["schedule"]).segments]
     sched, info = propose_schedule(
-        state["problem"], summary, [], llm=ctx.llm, score=cfg.score, integer_problem=integer
+        state["problem"], summary, [], llm=ctx.llm, score=cfg.score, integer_problem=integer,
+        prefer=current,
     )
     sched = cfg.with_options(sched)
     band = expected_progress_band(

@@ -102,3 +102,35 @@ def test_llm_answers_are_validated_repaired_and_fall_back(llm_server):
     sched, info = propose_schedule({"name": "toy", "description": "t"}, _summary(), [], llm=llm)
     assert info["fallback"] and "bayesopt" in info["fallback"]
     assert {g.solver for g in sched.segments} <= {"random_search", "nelder_mead"}
+
+
+def _flat_summary(names: list[str]) -> PortfolioSummary:
+    """Every solver's gap curve is identical: the replicas cannot tell them apart."""
+    c = np.zeros_like(GRID)
+    sols = {n: SolverSummary(n, c.tolist(), c.tolist(), c.tolist(), c.tolist(), 0.0, 0.0,
+                             float("inf")) for n in names}
+    return PortfolioSummary(GRID.tolist(), sols, [(1.0, 0.0)], [1.0], budget=100)
+
+
+def test_ties_are_broken_by_preference_not_registry_order():
+    s = _flat_summary(["random_search", "nelder_mead", "trust_region"])
+    ctx = {"summary": s, "tried": [], "score": "mixed"}
+    plain = offline_meta_optimizer([], ScheduleProposal, ctx)
+    # uninformed global search never wins a tie, and a single segment beats a split
+    assert [g.solver for g in plain.segments] == ["nelder_mead"]
+    pref = offline_meta_optimizer([], ScheduleProposal, {**ctx, "prefer": ["trust_region"]})
+    assert [g.solver for g in pref.segments] == ["trust_region"]
+
+
+def test_ties_do_not_override_a_real_difference():
+    s = _flat_summary(["random_search", "nelder_mead"])
+    better = np.linspace(0.5, 0.0, len(GRID))
+    s.solvers["random_search"] = SolverSummary(
+        "random_search", better.tolist(), better.tolist(), better.tolist(), better.tolist(),
+        float(np.trapezoid(better, GRID)), 0.0, float("inf"))
+    s.solvers["nelder_mead"] = SolverSummary(
+        "nelder_mead", np.ones_like(GRID).tolist(), *(np.ones_like(GRID).tolist(),) * 3,
+        1.0, 1.0, float("inf"))
+    ctx = {"summary": s, "tried": [], "score": "mixed", "prefer": ["nelder_mead"]}
+    out = offline_meta_optimizer([], ScheduleProposal, ctx)
+    assert out.segments[0].solver == "random_search"

@@ -11,11 +11,26 @@ with seed ``s`` draws from its own stream ``SeedSequence(s, spawn_key=(r,))``, w
 design and however many replications the call asks for. Two designs simulated with the same seed
 therefore see the same randomness, and ``simulate(x, 5, s, first_rep=5)`` continues
 ``simulate(x, 5, s)`` exactly.
+
+Faults of the system under optimization (the rule every layer follows):
+
+* A replication that raises, returns a non-number or a non-finite value, or runs longer than
+  ``replication_timeout`` seconds raises :class:`~simopt.errors.SimulationError` naming the
+  problem, the design and the replication index.
+* The replications of the same call that completed before the failed one are not thrown away:
+  they ride on the error as ``exc.partial`` (an :class:`Observations` of the first ``k``
+  replications, or None when the first one failed). The evaluator counts them against the
+  budget and keeps them in its history; the SOCRATES journal writes them to disk.
+* The run stops there (no silent skipping: a solver cannot compare a design it could not
+  simulate); the caller gets the error with everything that succeeded.
+* A timed-out replication runs in a daemon thread that Python cannot stop; it is abandoned and
+  its result, if it ever comes, is ignored.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +109,39 @@ def replication_rngs(seed: int, n_reps: int, first_rep: int = 0) -> list[np.rand
     ]
 
 
+def call_with_timeout(fn: Callable[..., object], timeout: float | None, *args: object) -> object:
+    """``fn(*args)``, or :class:`TimeoutError` when it runs longer than ``timeout`` seconds.
+
+    With a timeout the call runs in a daemon thread; on expiry the thread is abandoned (Python
+    cannot stop a thread), so a hung simulator keeps a thread but never blocks the run.
+    """
+    if timeout is None:
+        return fn(*args)
+    box: dict[str, object] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True, name="simopt-replication").start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]
+
+
+def _with_partial(exc: SimulationError, partial: Observations | None) -> SimulationError:
+    """Attach the replications that succeeded before the failure (see the module docstring)."""
+    exc.partial = partial if partial is not None and partial.n_reps > 0 else None  # type: ignore[attr-defined]
+    return exc
+
+
 class Problem(ABC):
     """A stochastic system to optimize by simulation.
 
@@ -112,6 +160,9 @@ class Problem(ABC):
         true_skeleton: the causal DAG of the system, or None.
         observables: names of the records each replication returns besides the objective.
         objective_name: the record name of the objective in causal skeletons.
+        replication_timeout: seconds one replication may take (None: no limit). A
+            :class:`FunctionProblem` applies it to each ``simulate_one`` call; other problems to
+            a whole ``simulate`` call, as ``n_reps * replication_timeout``.
     """
 
     name: str = "problem"
@@ -125,6 +176,7 @@ class Problem(ABC):
     true_skeleton: Skeleton | None = None
     observables: list[str] = []
     objective_name: str = "objective"
+    replication_timeout: float | None = None
 
     # ---- geometry -------------------------------------------------------------------------
     @property
@@ -207,13 +259,29 @@ class Problem(ABC):
 
         Returns:
             Observations with ``objective`` of shape ``(n_reps,)`` and one record per observable.
+
+        Raises:
+            SimulationError: a replication failed (see the module docstring); ``exc.partial``
+                holds the replications of this call that completed before it.
         """
         if int(n_reps) < 1:
             raise InputError(f"{self.name}: n_reps must be >= 1, got {n_reps}")
         xv = self.check_x(x)
         rngs = replication_rngs(seed, int(n_reps), int(first_rep))
         self._first_rep = int(first_rep)  # for error messages that name the replication
-        out = self._simulate(xv, rngs)
+        timeout = self.replication_timeout
+        if timeout is None or isinstance(self, FunctionProblem):  # it times each replication
+            out = self._simulate(xv, rngs)
+        else:
+            try:
+                out = call_with_timeout(self._simulate, timeout * int(n_reps), xv, rngs)
+            except TimeoutError:
+                raise _with_partial(SimulationError(
+                    f"{self.name}: {n_reps} replication(s) from {first_rep} at x={xv.tolist()} "
+                    f"took longer than {timeout * int(n_reps):g} s (replication_timeout="
+                    f"{timeout:g} s each)",
+                    problem=self.name, x=xv, replication=int(first_rep),
+                ), None) from None
         return self._to_observations(xv, out, int(n_reps), int(first_rep))
 
     def _to_observations(
@@ -231,18 +299,20 @@ class Problem(ABC):
                 problem=self.name,
                 x=x,
             )
-        bad = ~np.isfinite(objective)
-        if bad.any():
-            r = first_rep + int(np.argmax(bad))
-            raise SimulationError(
-                f"{self.name}: replication {r} at x={x.tolist()} returned a non-finite objective",
-                problem=self.name,
-                x=x,
-                replication=r,
-            )
         records = {
             k: np.asarray(v, dtype=float).reshape(-1) for k, v in out.items() if k != "objective"
         }
+        bad = ~np.isfinite(objective)
+        if bad.any():
+            j = int(np.argmax(bad))
+            good = Observations(objective[:j], {k: v[:j] for k, v in records.items()}, x=x)
+            raise _with_partial(SimulationError(
+                f"{self.name}: replication {first_rep + j} at x={x.tolist()} returned a "
+                f"non-finite objective ({objective[j]})",
+                problem=self.name,
+                x=x,
+                replication=first_rep + j,
+            ), good)
         return Observations(objective=objective, records=records, x=x)
 
     @abstractmethod
@@ -284,6 +354,7 @@ class Problem(ABC):
         known_optimum: tuple[Sequence[float], float] | None = None,
         default_budget: int = 1000,
         observables: Sequence[str] | None = None,
+        replication_timeout: float | None = None,
     ) -> FunctionProblem:
         """Wrap a user's one-replication function as a :class:`Problem`.
 
@@ -291,10 +362,12 @@ class Problem(ABC):
             simulate_one: ``f(x, rng) -> {"objective": float, observable: float, ...}``; called
                 once per replication with that replication's own generator.
             observables: names of the observables; found from the first replication if omitted.
+            replication_timeout: seconds one ``simulate_one`` call may take; a slower one
+                raises :class:`SimulationError` (None: no limit; see the module docstring).
         """
         return FunctionProblem(
             name, description, variables, simulate_one, minimize, x0, known_optimum,
-            default_budget, observables,
+            default_budget, observables, replication_timeout,
         )
 
 
@@ -312,6 +385,7 @@ class FunctionProblem(Problem):
         known_optimum: tuple[Sequence[float], float] | None = None,
         default_budget: int = 1000,
         observables: Sequence[str] | None = None,
+        replication_timeout: float | None = None,
     ):
         if not callable(simulate_one):
             raise InputError(f"{name}: simulate_one must be callable, got {type(simulate_one)}")
@@ -342,24 +416,52 @@ class FunctionProblem(Problem):
         self.true_skeleton = None
         self.observables = list(observables) if observables is not None else []
         self._observables_known = observables is not None
+        if replication_timeout is not None and not (
+            isinstance(replication_timeout, int | float) and replication_timeout > 0
+            and math.isfinite(replication_timeout)
+        ):
+            raise InputError(
+                f"{name}: replication_timeout must be a positive number of seconds or None, "
+                f"got {replication_timeout!r}"
+            )
+        self.replication_timeout = (
+            float(replication_timeout) if replication_timeout is not None else None
+        )
 
     def _simulate(self, x: np.ndarray, rngs: list[np.random.Generator]) -> dict[str, np.ndarray]:
         rows: list[dict[str, float]] = []
         first = getattr(self, "_first_rep", 0)
         for i, rng in enumerate(rngs, start=first):
             try:
-                out = self._fn(x.copy(), rng)
-            except Exception as exc:  # the user's code: report which design and replication
-                raise SimulationError(
-                    f"{self.name}: simulate_one raised {type(exc).__name__}: {exc} "
-                    f"(x={x.tolist()}, replication {i})",
-                    problem=self.name,
-                    x=x,
-                    replication=i,
-                ) from exc
-            rows.append(self._check_row(out, x, i))
+                try:
+                    out = call_with_timeout(self._fn, self.replication_timeout, x.copy(), rng)
+                except TimeoutError:
+                    raise SimulationError(
+                        f"{self.name}: simulate_one took longer than the replication_timeout of "
+                        f"{self.replication_timeout:g} s (x={x.tolist()}, replication {i})",
+                        problem=self.name, x=x, replication=i,
+                    ) from None
+                except Exception as exc:  # the user's code: report which design and replication
+                    raise SimulationError(
+                        f"{self.name}: simulate_one raised {type(exc).__name__}: {exc} "
+                        f"(x={x.tolist()}, replication {i})",
+                        problem=self.name,
+                        x=x,
+                        replication=i,
+                    ) from exc
+                rows.append(self._check_row(out, x, i))
+            except SimulationError as exc:
+                raise _with_partial(exc, self._rows_to_observations(rows, x)) from exc.__cause__
+        return self._columns(rows)
+
+    def _columns(self, rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
         keys = ["objective", *self.observables]
         return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
+
+    def _rows_to_observations(self, rows: list[dict[str, float]], x: np.ndarray) -> Observations:
+        cols = self._columns(rows)
+        objective = cols.pop("objective")
+        return Observations(objective=objective, records=cols, x=x)
 
     def _check_row(self, out: object, x: np.ndarray, i: int) -> dict[str, float]:
         where = f"(x={x.tolist()}, replication {i})"

@@ -9,6 +9,14 @@ two designs are paired, as in SimOpt.
 
 Internally solvers minimize ``sign * f`` (``Problem.sign``); estimates reported in trajectories
 are in the problem's own sense.
+
+When the system fails (:class:`~simopt.errors.SimulationError`: it raised, returned NaN/inf or
+timed out) the run stops and the error reaches the caller, naming the design and replication.
+Nothing that succeeded is lost: the replications of the failing call that completed first
+(``exc.partial``) are charged to the budget and added to the history, and the error carries
+``exc.history`` (every evaluation), ``exc.budget_used`` and, from :meth:`Solver.run`,
+``exc.trajectory`` (the recommendations up to the failure). A solver never skips a failed
+design silently: it could not compare it with the others.
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simopt.errors import BudgetExhaustedError, InputError
-from simopt.problem import Problem
+from simopt.errors import BudgetExhaustedError, InputError, SimulationError
+from simopt.problem import Observations, Problem
 
 
 def _key(x: np.ndarray) -> tuple[float, ...]:
@@ -133,6 +141,7 @@ class Trajectory:
     history: History = field(default_factory=History)
     budget_used: int = 0
     stopped: bool = False
+    failure: dict | None = None  # {"problem", "x", "replication", "error"} when the system failed
 
     def record(self, budget_used: int, x: np.ndarray, estimate: float) -> None:
         x = np.asarray(x, dtype=float).copy()
@@ -213,6 +222,9 @@ class Evaluator:
 
         Raises:
             BudgetExhaustedError: if fewer than ``n_reps`` replications remain.
+            SimulationError: the system failed (see the module docstring); the replications
+                that completed before it are kept and charged, and the error carries
+                ``history`` and ``budget_used``.
         """
         n_reps = int(n_reps)
         if n_reps < 1:
@@ -229,14 +241,26 @@ class Evaluator:
         x = self.problem.project(x)
         prev = self.history.get(x)
         first = prev.n if prev is not None else 0
-        obs = self.problem.simulate(x, n_reps, seed=self.seed, first_rep=first)
-        self.used += n_reps
-        st = self.history.add(x, obs.objective)
+        try:
+            obs = self.problem.simulate(x, n_reps, seed=self.seed, first_rep=first)
+        except SimulationError as exc:
+            partial: Observations | None = getattr(exc, "partial", None)
+            if partial is not None and partial.n_reps > 0:
+                self._record(x, first, partial.objective[:n_reps])
+            exc.history = self.history  # type: ignore[attr-defined]
+            exc.budget_used = self.used  # type: ignore[attr-defined]
+            raise
+        return self._record(x, first, obs.objective)
+
+    def _record(self, x: np.ndarray, first: int, values: np.ndarray) -> DesignStats:
+        """Charge ``values`` (replications ``first ..``) to the budget and the history."""
+        self.used += len(values)
+        st = self.history.add(x, values)
         vals = self._values.setdefault(_key(x), {})
-        for i, v in enumerate(obs.objective):
+        for i, v in enumerate(values):
             vals[first + i] = float(v)
         if self.on_evaluate is not None:
-            self.on_evaluate(x, obs.objective, self.used)
+            self.on_evaluate(x, values, self.used)
         return st
 
     def replications(self, x: np.ndarray) -> dict[int, float]:
@@ -328,6 +352,10 @@ class Solver(ABC):
             on_evaluate: called as ``(x, values, budget_used)`` after every evaluation.
             stop: polled before every evaluation; when it returns True the solver ends as if
                 its budget were exhausted (used by adaptive schedule execution).
+
+        Raises:
+            SimulationError: the system failed; the run stops and the error carries
+                ``trajectory`` (with ``failure`` set), ``history`` and ``budget_used``.
         """
         x0 = problem.project(problem.x0 if x0 is None else x0)
         ev = Evaluator(
@@ -339,13 +367,25 @@ class Solver(ABC):
             self._search(problem, ev, traj, x0, rng)
         except BudgetExhaustedError:
             pass  # the budget ran out mid-step: the trajectory holds what was recommended
+        except SimulationError as exc:
+            self._finish(traj, ev, x0)
+            traj.failure = {
+                "problem": exc.problem, "replication": exc.replication, "error": str(exc),
+                "x": None if exc.x is None else np.asarray(exc.x, dtype=float).tolist(),
+            }
+            exc.trajectory = traj  # type: ignore[attr-defined]
+            raise
+        self._finish(traj, ev, x0)
+        assert ev.used <= budget, "solver exceeded its budget"  # invariant, not user input
+        return traj
+
+    @staticmethod
+    def _finish(traj: Trajectory, ev: Evaluator, x0: np.ndarray) -> None:
         if not traj.points:
             st = ev.history.get(x0)
             traj.record(ev.used, x0, st.mean if st is not None else float("nan"))
         traj.budget_used = ev.used
         traj.stopped = ev.stopped
-        assert ev.used <= budget, "solver exceeded its budget"  # invariant, not user input
-        return traj
 
     @abstractmethod
     def _search(

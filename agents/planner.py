@@ -32,13 +32,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.llm import LLM, get_llm, offline_policy, system_user
+from agents.llm import LLM, OfflineLLM, get_llm, offline_policy, system_user
 from simopt import list_problems, solvers
-from simopt.errors import InputError
+from simopt.errors import InputError, LLMError
 
 ROLE = "planner"
 MAX_REQUEST_CHARS = 4000  # a request is a sentence or a paragraph, not a document
 MAX_EXPANDED_RUNS = 10_000  # never materialize more runs than this, whatever the limits
+FALLBACK_NOTE = "fallback to the offline parser"  # how a plan records that the LLM was replaced
 
 # Canonical names of every algorithm the project knows (DESIGN.md). A training algorithm is
 # *available* only once its run config is registered in training.config.ALGORITHM_CONFIGS.
@@ -1141,12 +1142,48 @@ def propose_plan(request: str, llm: LLM | str | None = None, *,
 
     Returns:
         The validated plan; check ``plan.ok`` before launching.
+
+    An online LLM that fails (timeout, transport or HTTP error, no valid JSON after its
+    re-prompts) is replaced by the offline parser. A plan of the LLM's that fails validation
+    (impossible numbers, unknown names) is replaced by the offline parser's plan when that one
+    is valid, since then the request was fine and the answer was wrong; otherwise the LLM's
+    checked plan is returned with its errors. Either fallback adds a note starting with
+    :data:`FALLBACK_NOTE`.
     """
     llm = get_llm(llm)
     request = str(request or "")
+    if isinstance(llm, OfflineLLM):
+        return _checked(_ask(llm, request, limits, defaults), limits, defaults)
+    try:
+        plan = _checked(_ask(llm, request, limits, defaults), limits, defaults)
+    except LLMError as exc:
+        plan = _offline_plan(request, limits, defaults)
+        return plan.model_copy(update={"notes": [
+            *plan.notes, f"{FALLBACK_NOTE}: the LLM gave no plan ({_one_line(exc)[:300]})"]})
+    if plan.errors:
+        offline = _offline_plan(request, limits, defaults)
+        if offline.ok:  # the request was fine: the LLM's answer was wrong, not the request
+            return offline.model_copy(update={"notes": [
+                *offline.notes, f"{FALLBACK_NOTE}: the LLM's plan was invalid "
+                f"({'; '.join(plan.errors)[:300]})"]})
+    return plan
+
+
+def _ask(llm: LLM, request: str, limits: PlanLimits | None,
+         defaults: dict[str, Any] | None) -> ExperimentPlan:
     answer = llm.structured(build_messages(request, limits), ExperimentPlan, role=ROLE,
                             context={"request": request, "defaults": defaults})
-    answer = answer.model_copy(update={"request": request})
+    return answer.model_copy(update={"request": request})
+
+
+def _offline_plan(request: str, limits: PlanLimits | None,
+                  defaults: dict[str, Any] | None) -> ExperimentPlan:
+    return _checked(_ask(OfflineLLM(), request, limits, defaults), limits, defaults)
+
+
+def _checked(answer: ExperimentPlan, limits: PlanLimits | None,
+             defaults: dict[str, Any] | None) -> ExperimentPlan:
+    """``answer`` with the defaults merged under its training configs, then validated."""
     if defaults:  # the same defaults under an LLM's configs (its own keys win)
         from training.config import apply_overrides
 

@@ -32,6 +32,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from agents.planner import (
+    FALLBACK_NOTE,
     TRAINING_ALGORITHMS,
     ExperimentPlan,
     PlanLimits,
@@ -90,8 +91,9 @@ def parse(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
     ctx = _ctx(runtime)
     plan = propose_plan(state.get("request", ""), ctx.llm, limits=ctx.limits,
                         defaults=ctx.defaults or None)
+    fallback = next((n for n in plan.notes if n.startswith(FALLBACK_NOTE)), None)
     return {"plan": plan.model_dump(mode="json"),
-            "events": [{"node": "parse", "runs": len(plan.runs)}]}
+            "events": [{"node": "parse", "runs": len(plan.runs), "fallback": fallback}]}
 
 
 def validate(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:

@@ -7,11 +7,19 @@ the next micro-batch, and the loss on it. The loop owns everything else, in this
     clip grad norm -> check finite -> optimizer.step -> scheduler.step -> zero_grad
     metrics row -> maybe evaluate -> maybe checkpoint
 
-Devices and DDP go through ``accelerate`` (CPU here, CUDA where present). Checkpoints hold the
-model, optimizer, scheduler, every RNG state, the step and the algorithm's own data position,
-so resuming continues bit-identically on CPU. On resume ``metrics.jsonl`` is cut back to the
-checkpoint step so no row is written twice. A non-finite loss or gradient stops the run with
-:class:`NonFiniteLossError`; the last good checkpoint is kept.
+Devices and DDP go through ``accelerate`` (CPU here, CUDA where present). Under
+``accelerate launch`` with ``W`` processes every process runs this loop: the algorithm's
+``model`` is the DDP-wrapped module only while ``compute_loss`` runs (sampling, rollouts and
+evaluation see the plain module, so they never enter DDP's collectives); each process draws its
+shard of the global batch (see :meth:`Algorithm.next_batch`), so ``W`` processes with
+``grad_accum = A`` take the same update as one process with ``grad_accum = A·W``; metrics are
+averaged over processes and written, evaluated and checkpointed by the main process only.
+
+Checkpoints hold the model, optimizer, scheduler, every RNG state, the step and the algorithm's
+own data position, so resuming continues bit-identically on CPU. Metrics rows are appended as
+whole lines (one ``write`` each); on resume ``metrics.jsonl`` is cut back to the checkpoint step
+(and a line torn by a kill is dropped), so no row is written twice. A non-finite loss or gradient
+stops the run (every process) with :class:`NonFiniteLossError`; the last good checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -59,8 +67,11 @@ class Algorithm(Protocol):
     def next_batch(self, step: int, rng: np.random.Generator) -> Any:
         """The next micro-batch. Must be a function of the algorithm's state and ``rng`` only.
 
-        Under DDP every process calls this; return this process's shard
-        (``accelerator.process_index`` of ``accelerator.num_processes``).
+        Under DDP every process calls this with identical algorithm state and ``rng``; each must
+        advance both exactly as one process would for all ``W`` shards (draw ``W`` micro-batches'
+        worth of examples and seeds) and return shard ``accelerator.process_index``. Then ``W``
+        processes equal one process with ``W`` times the gradient accumulation (see
+        :func:`shard_of`). ``self.model`` is the plain (unwrapped) module here.
         """
 
     def compute_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -74,6 +85,20 @@ class Algorithm(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+def shard_of(accelerator: Any) -> tuple[int, int]:
+    """``(rank, world)`` of this process (``(0, 1)`` without an accelerator or DDP).
+
+    The sharding rule every algorithm follows: draw the micro-batches of all ``world``
+    processes in rank order from the shared state, keep number ``rank``. Micro-batch ``m`` of
+    rank ``r`` is then micro-batch ``m·world + r`` of a one-process run with
+    ``grad_accum·world`` accumulation steps, and DDP's gradient mean equals that run's
+    accumulated mean.
+    """
+    if accelerator is None:
+        return 0, 1
+    return int(accelerator.process_index), int(accelerator.num_processes)
 
 
 @contextlib.contextmanager
@@ -103,9 +128,13 @@ def make_accelerator(cfg: RunConfig) -> Any:
 
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise InputError("device: cuda was asked for but no CUDA device is visible; use auto")
+    from accelerate.utils import DistributedDataParallelKwargs
+
     kwargs = dict(
         cpu=cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()),
         mixed_precision="bf16" if cfg.precision == "bf16" else "no",
+        # some modules (a sampler controller, a value head) take no gradient on some steps
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
     )
     try:
         return Accelerator(**kwargs)
@@ -148,11 +177,22 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``metrics.jsonl`` file (empty list if missing)."""
+    """Rows of a ``metrics.jsonl`` file (empty list if missing).
+
+    A last line without its newline (the process was killed while appending it) is not a row
+    and is skipped; any other unreadable line is an error.
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    lines = text.split("\n")
+    torn = lines.pop()  # "" when the file ends with a newline
+    rows = [json.loads(line) for line in lines if line.strip()]
+    if torn.strip():
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(torn))
+    return rows
 
 
 class TrainingLoop:
@@ -174,18 +214,27 @@ class TrainingLoop:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.last_checkpoint: Path | None = None
+        self.accelerator: Any = None  # set by run()
 
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> dict[str, float]:
-        """Train; return the last metrics row merged with the last evaluation."""
+        """Train; return the last metrics row merged with the last evaluation.
+
+        Under DDP the other processes return ``{}`` for the evaluation part (only the main
+        process evaluates).
+        """
         cfg = self.cfg
         with isolated_rng(cfg.seed):
             accelerator = make_accelerator(cfg)
+            self.accelerator = accelerator
             algo = self.algorithm
-            algo.setup(accelerator)
-            model = accelerator.prepare_model(algo.model)
-            algo.model = model
+            algo.setup(accelerator)  # same global seed everywhere: identical references/teachers
+            plain_model = algo.model
+            model = accelerator.prepare_model(plain_model)
+            rank, world = shard_of(accelerator)
+            if world > 1:
+                _seed_globals(cfg.seed + rank)  # dropout etc. differ across processes
             params = [p for p in model.parameters() if p.requires_grad]
             if not params:
                 raise SocratesError("the model has no trainable parameters")
@@ -201,10 +250,13 @@ class TrainingLoop:
             rng = np.random.default_rng(cfg.seed)
 
             start_step = 0
-            if cfg.resume and (ckpt := latest_checkpoint(self.run_dir)) is not None:
+            ckpt = latest_checkpoint(self.run_dir) if cfg.resume else None
+            if ckpt is not None:
                 start_step = self._load(ckpt, accelerator, model, optimizer, scheduler, rng)
             elif self.metrics_path.exists() and accelerator.is_main_process:
-                self.metrics_path.unlink()  # a fresh run in a reused folder starts a fresh file
+                # a fresh run (or a resumed one killed before its first checkpoint) starts a
+                # fresh file: rows from the earlier attempt would be written twice
+                self.metrics_path.unlink()
             writer = _tensorboard_writer(self.run_dir) if accelerator.is_main_process else None
 
             last: dict[str, float] = {}
@@ -212,13 +264,13 @@ class TrainingLoop:
             bar = _progress_bar(cfg.max_steps, start_step, self.progress)
             try:
                 for step in range(start_step + 1, cfg.max_steps + 1):
-                    row = self._train_step(step, accelerator, model, params, optimizer,
-                                           scheduler, rng)
+                    row = self._train_step(step, accelerator, model, plain_model, params,
+                                           optimizer, scheduler, rng)
                     evaluated = (cfg.eval_every and step % cfg.eval_every == 0) or (
                         step == cfg.max_steps
                     )
-                    if evaluated:
-                        model.eval()
+                    if evaluated and accelerator.is_main_process:
+                        plain_model.eval()
                         with torch.no_grad():
                             last_eval = algo.evaluate()
                         row.update(last_eval)
@@ -231,6 +283,7 @@ class TrainingLoop:
                         bar.update(1)
                         bar.set_postfix(loss=f"{row['loss/total']:.4f}")
             finally:
+                algo.model = plain_model  # callers get the plain module back
                 if bar is not None:
                     bar.close()
                 if writer is not None:
@@ -238,24 +291,35 @@ class TrainingLoop:
             accelerator.wait_for_everyone()
         return {**last, **last_eval}
 
-    def _train_step(self, step, accelerator, model, params, optimizer, scheduler, rng):
+    def _train_step(self, step, accelerator, model, plain_model, params, optimizer, scheduler,
+                    rng):
         cfg, algo = self.cfg, self.algorithm
         model.train()
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
         lr = scheduler.get_last_lr()[0]
+        bad_loss = ""
         for micro in range(cfg.grad_accum):
+            algo.model = plain_model  # sampling/rollouts never go through DDP's collectives
             batch = algo.next_batch(step, rng)
+            algo.model = model
             last_micro = micro == cfg.grad_accum - 1
             sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
             with sync:
                 loss, metrics = algo.compute_loss(batch)
-                if not torch.isfinite(loss.detach()).all():
-                    self._fail(step, f"loss/total is {loss.item()} (micro-batch {micro + 1})")
+                if not torch.isfinite(loss.detach()).all() and not bad_loss:
+                    bad_loss = f"loss/total is {loss.item()} (micro-batch {micro + 1})"
+                # backward even when non-finite: under DDP every process must join the
+                # all-reduce; the run stops below, before the optimizer step
                 accelerator.backward(loss / cfg.grad_accum)
             sums["loss/total"] = sums.get("loss/total", 0.0) + float(loss.detach())
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+        algo.model = plain_model
+        if accelerator.num_processes > 1:
+            sums, bad_loss = _mean_over_processes(sums, bad_loss)
+        if bad_loss:
+            self._fail(step, bad_loss)
         if cfg.max_grad_norm is not None:
             grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
         else:
@@ -293,8 +357,15 @@ class TrainingLoop:
         if not accelerator.is_main_process:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with self.metrics_path.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        # one write() of a whole line on an O_APPEND descriptor: a kill leaves either the full
+        # row or (rarely, for huge rows) a torn last line that read_metrics skips
+        data = (json.dumps(row) + "\n").encode()
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
         if writer is not None:
             for k, v in row.items():
                 if k != "step":
@@ -351,7 +422,10 @@ class TrainingLoop:
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        rng.bit_generator.state = state["rng"]["loop"]
+        rng.bit_generator.state = state["rng"]["loop"]  # shared by every process
+        rank, world = shard_of(accelerator)
+        if world > 1:  # the checkpoint holds the main process's global RNGs; re-derive ours
+            _seed_globals(self.cfg.seed + rank + world * int(state["step"]))
         self.algorithm.load_state_dict(state["algorithm"])
         self.last_checkpoint = Path(path)
         if accelerator.is_main_process:
@@ -385,6 +459,30 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) 
             f"was written and is {b.get(k)!r} now; restore it or start a new run "
             f"(resume: false or another output_dir)"
         )
+
+
+def _seed_globals(seed: int) -> None:
+    """Seed python/numpy/torch global RNGs (inside :func:`isolated_rng` only)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _mean_over_processes(sums: dict[str, float], bad_loss: str) -> tuple[dict[str, float], str]:
+    """Average metric sums over DDP processes (``perf/tokens`` summed) and share a failure.
+
+    Every process gets the same result, so a non-finite loss on any one process stops all of
+    them at the same step instead of leaving the others waiting in the next all-reduce.
+    """
+    from accelerate.utils import gather_object
+
+    gathered = gather_object([(sums, bad_loss)])
+    out: dict[str, float] = {}
+    for key in dict.fromkeys(k for s, _ in gathered for k in s):
+        values = [s[key] for s, _ in gathered if key in s]
+        out[key] = sum(values) if key in SUMMED_METRICS else sum(values) / len(values)
+    failures = [f"process {r}: {b}" for r, (_, b) in enumerate(gathered) if b]
+    return out, "; ".join(failures)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

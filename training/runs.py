@@ -54,9 +54,29 @@ def runs_dir() -> Path:
 
 
 def new_run_id(algorithm: str) -> str:
-    """``<algorithm>-<UTC yyyymmdd-hhmmss>-<6 hex>``, unique across processes."""
+    """``<algorithm>-<UTC yyyymmdd-hhmmss>-<6 hex>``, unique across processes.
+
+    Under ``accelerate launch`` (``WORLD_SIZE > 1``) the processes of one job share one run:
+    every process must call this, and all get the main process's id.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{algorithm.replace('+', 'plus')}-{stamp}-{secrets.token_hex(3)}"
+    run_id = f"{algorithm.replace('+', 'plus')}-{stamp}-{secrets.token_hex(3)}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        run_id = _from_main_process(run_id)
+    return run_id
+
+
+def _from_main_process(value: str) -> str:
+    """The main process's ``value``, on every process of a distributed job."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    # same device choice as training.loop.make_accelerator, which reuses this state
+    PartialState(cpu=not torch.cuda.is_available())
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
 
 
 def _now() -> str:

@@ -52,6 +52,7 @@ from torch import nn
 from simopt.errors import InputError
 from training.data import EpochSampler, render_messages
 from training.distill_config import DistillRunConfig
+from training.loop import shard_of
 from training.losses.opd import (
     gkd_token_divergence,
     gkd_token_loss,
@@ -501,11 +502,16 @@ class DistillAlgorithm:
             return completion_logits(model, prompt_ids, prompt_mask, completion, mask)
 
     def _sample(self, rng: np.random.Generator) -> Rollout:
-        K = self.dist.rollouts_per_prompt
-        idx = np.repeat(self.sampler.take(self.cfg.batch_size), K)
+        # DDP: draw every process's prompts and sampling seed in rank order, keep ours (the
+        # loop's sharding rule), so W processes equal one process accumulating W micro-batches
+        K, bs = self.dist.rollouts_per_prompt, self.cfg.batch_size
+        rank, world = shard_of(self.accelerator)
+        shards = [(self.sampler.take(bs), int(rng.integers(2**62))) for _ in range(world)]
+        prompts, seed = shards[rank]
+        idx = np.repeat(prompts, K)
         prompt_ids, prompt_mask = left_pad([self.train_prompts[i].ids for i in idx], self.pad_id)
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(int(rng.integers(2**62)))
+        generator.manual_seed(seed)
         was_training = self.model.training
         self.model.eval()  # no dropout while sampling: the sampling policy is the eval network
         try:

@@ -12,7 +12,9 @@ SOCRATES stage 2 races the portfolio on cheap replicas. For each replica ``k``:
 4. turn each trajectory into the normalized gap ``(f(x_t) - f*) / (f(x0) - f*)`` on a grid of
    budget fractions (sign-aware) and summarize each solver over replicas by the ensemble weights.
 
-Jobs run in parallel with joblib (deterministic: each job's seeds are fixed in advance).
+Runs and post-replications are independent jobs with seeds fixed in advance, so they run on any
+:mod:`simopt.executors` executor (this process, joblib workers, or Ray tasks when a cluster
+address is configured) with identical results.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simopt import solvers
+from simopt.executors import Executor, get_executor
 from simopt.problem import Problem
 from simopt.schedule import Schedule, execute_schedule
 from simopt.solvers.base import Trajectory, _key
@@ -43,17 +46,6 @@ def _run_schedule(problem: Problem, schedule: dict, budget: int, x0: np.ndarray,
     return run.trajectory.to_json()
 
 
-def _parallel(jobs: list, n_jobs: int) -> list:
-    if n_jobs == 1 or len(jobs) <= 1:
-        return [fn(*args) for fn, args in jobs]
-    from joblib import Parallel, delayed
-
-    try:
-        return Parallel(n_jobs=n_jobs)(delayed(fn)(*args) for fn, args in jobs)
-    except Exception:  # noqa: BLE001 - unpicklable user replicas: same results, one core
-        return [fn(*args) for fn, args in jobs]
-
-
 def post_replicate(problem: Problem, xs: Sequence[np.ndarray], n_postreps: int) -> dict:
     """``{design key: mean of n_postreps replications}`` with one fixed CRN seed."""
     out: dict = {}
@@ -62,6 +54,15 @@ def post_replicate(problem: Problem, xs: Sequence[np.ndarray], n_postreps: int) 
         if k not in out:
             out[k] = problem.simulate(x, n_postreps, seed=POSTREP_SEED).mean
     return out
+
+
+def _post_replicate_all(
+    problems: Sequence[Problem], designs: Sequence[Sequence[np.ndarray]], n_postreps: int,
+    executor: Executor,
+) -> list[dict]:
+    """:func:`post_replicate` of each problem's designs, one job per problem."""
+    return executor.map([(post_replicate, (p, list(xs), n_postreps))
+                         for p, xs in zip(problems, designs, strict=True)])
 
 
 def gap_curve(
@@ -201,12 +202,18 @@ def evaluate_portfolio(
     alpha: float = 0.1,
     grid: np.ndarray = DEFAULT_GRID,
     options: dict[str, dict] | None = None,
+    executor: str | Executor | None = None,
 ) -> PortfolioSummary:
     """Race ``solver_names`` on every replica; see the module docstring for the method.
 
     ``options`` maps a solver name to the options it is built with (as in a schedule segment).
+    ``executor`` runs the ``replicas x solvers x macroreps`` runs and then the per-replica
+    post-replications (see :func:`simopt.executors.get_executor`; default: Ray when
+    ``SOCRATES_RAY_ADDRESS`` is set, else ``n_jobs`` local processes). The result does not
+    depend on it.
     """
     options = options or {}
+    run = get_executor(executor, n_jobs)
     weights_arr = np.asarray(weights, dtype=float)
     start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
     jobs = [
@@ -215,18 +222,21 @@ def evaluate_portfolio(
         for a in solver_names
         for m in range(macroreps)
     ]
-    results = iter(_parallel(jobs, n_jobs))
+    results = iter(run.map(jobs))
     trajs = {
         (k, a, m): Trajectory.from_json(next(results))
         for k in range(len(replicas))
         for a in solver_names
         for m in range(macroreps)
     }
-    refs, curves, values_by_rep = [], {a: [] for a in solver_names}, []
+    designs = [
+        [start[k]] + [x for (kk, _, _), t in trajs.items() if kk == k for _, x, _ in t.points]
+        for k in range(len(replicas))
+    ]
+    values_by_rep = _post_replicate_all(replicas, designs, n_postreps, run)
+    refs, curves = [], {a: [] for a in solver_names}
     for k, rep in enumerate(replicas):
-        xs = [start[k]] + [x for (kk, _, _), t in trajs.items() if kk == k for _, x, _ in t.points]
-        values = post_replicate(rep, xs, n_postreps)
-        values_by_rep.append(values)
+        values = values_by_rep[k]
         f0 = values[_key(start[k])]
         fstar = min(values.values(), key=lambda v: rep.sign * v)
         refs.append((float(f0), float(fstar)))
@@ -259,20 +269,28 @@ def score_schedule(
     n_jobs: int = 1,
     alpha: float = 0.1,
     grid: np.ndarray = DEFAULT_GRID,
+    executor: str | Executor | None = None,
 ) -> SolverSummary:
-    """Run a schedule on the ensemble and summarize it like a solver (same references)."""
+    """Run a schedule on the ensemble and summarize it like a solver (same references).
+
+    ``executor`` as in :func:`evaluate_portfolio`.
+    """
+    run = get_executor(executor, n_jobs)
     start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
     jobs = [
         (_run_schedule, (rep, schedule.to_json(), budget, start[k], seed + m))
         for k, rep in enumerate(replicas)
         for m in range(macroreps)
     ]
-    results = iter(_parallel(jobs, n_jobs))
+    results = iter(run.map(jobs))
+    runs_by_rep = [[Trajectory.from_json(next(results)) for _ in range(macroreps)]
+                   for _ in replicas]
+    designs = [[x for t in runs for _, x, _ in t.points] for runs in runs_by_rep]
+    values_by_rep = _post_replicate_all(replicas, designs, n_postreps, run)
     curves = []
     for k, rep in enumerate(replicas):
         f0, fstar = refs[k]
-        runs = [Trajectory.from_json(next(results)) for _ in range(macroreps)]
-        values = post_replicate(rep, [x for t in runs for _, x, _ in t.points], n_postreps)
+        runs, values = runs_by_rep[k], values_by_rep[k]
         values[_key(start[k])] = f0
         curves.append([
             gap_curve(t, values, f0, fstar, rep.sign, budget, grid) for t in runs

@@ -6,8 +6,8 @@ Every run gets a folder ``<runs dir>/<run id>/`` (runs dir: ``./runs`` or
 short-lived connection per operation, so threads and processes can write at once).
 
 Executors launch many configs: :class:`LocalExecutor` runs ``python -m training run CONFIG`` in
-subprocesses, at most ``max_workers`` at a time. A cluster executor (Ray) plugs in by adding a
-class with the same ``run(config_paths, overrides)`` method to :data:`EXECUTORS`.
+subprocesses, at most ``max_workers`` at a time; :class:`RayExecutor` runs the same command as
+Ray tasks on a cluster (``SOCRATES_RAY_ADDRESS``, or ``get_executor("ray", address=...)``).
 """
 
 from __future__ import annotations
@@ -296,6 +296,20 @@ class ExecutionResult:
     log_tail: str = ""
 
 
+def launch_run(config_path: str, run_id: str, overrides: list[str], runs_path: str,
+               env: dict[str, str]) -> tuple[int, str]:
+    """``python -m training run CONFIG --run-id ID`` in a subprocess: ``(returncode, log tail)``.
+
+    ``runs_path`` is the runs directory (registry and run folders) the child writes to.
+    """
+    cmd = [sys.executable, "-m", "training", "run", config_path, "--run-id", run_id]
+    for item in overrides:
+        cmd += ["--set", item]
+    child_env = {**os.environ, "SOCRATES_RUNS_DIR": runs_path, **env}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env)
+    return proc.returncode, (proc.stdout + proc.stderr)[-LOG_TAIL_CHARS:]
+
+
 class LocalExecutor:
     """Run configs as ``python -m training run CONFIG --run-id ID`` subprocesses.
 
@@ -318,40 +332,83 @@ class LocalExecutor:
     def run(self, config_paths: list[str | Path],
             overrides: list[str] | None = None) -> list[ExecutionResult]:
         """Launch every config; return their results in input order."""
+        jobs = self._register(config_paths, overrides)
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            futures = [pool.submit(launch_run, path, run_id, overrides or [],
+                                   str(self.registry.path.parent), self.env)
+                       for path, run_id in jobs]
+            return [self._record(path, run_id, *f.result())
+                    for (path, run_id), f in zip(jobs, futures, strict=True)]
+
+    def _register(self, config_paths: list[str | Path],
+                  overrides: list[str] | None) -> list[tuple[str, str]]:
+        """Validate every config (fail fast, before launching) and register it ``queued``."""
         from training.config import load_config
 
         jobs = []
         for path in config_paths:
-            cfg = load_config(path, overrides)  # fail fast on a bad config, before launching
+            cfg = load_config(path, overrides)
             run_id = new_run_id(cfg.algorithm)
             self.registry.create(run_id, cfg.algorithm, status="queued",
                                  config_path=str(path), name=cfg.name)
             jobs.append((str(path), run_id))
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            futures = [pool.submit(self._run_one, path, run_id, overrides or [])
-                       for path, run_id in jobs]
-            return [f.result() for f in futures]
+        return jobs
 
-    def _run_one(self, path: str, run_id: str, overrides: list[str]) -> ExecutionResult:
-        cmd = [sys.executable, "-m", "training", "run", path, "--run-id", run_id]
-        for item in overrides:
-            cmd += ["--set", item]
-        env = {**os.environ, "SOCRATES_RUNS_DIR": str(self.registry.path.parent), **self.env}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        tail = (proc.stdout + proc.stderr)[-LOG_TAIL_CHARS:]
-        status: Status = "finished" if proc.returncode == 0 else "failed"
+    def _record(self, path: str, run_id: str, returncode: int, tail: str) -> ExecutionResult:
+        status: Status = "finished" if returncode == 0 else "failed"
         if status == "failed":  # the child may have died before recording it: record it here
             self.registry.set_status(run_id, "failed", error=tail)
-        return ExecutionResult(path, run_id, status, proc.returncode,
+        return ExecutionResult(path, run_id, status, returncode,
                                tail if status == "failed" else "")
 
 
-EXECUTORS: dict[str, type] = {"local": LocalExecutor}
+class RayExecutor(LocalExecutor):
+    """Run configs as Ray tasks, each launching ``python -m training run`` on a cluster node.
+
+    The same registration, command and failure handling as :class:`LocalExecutor`; only where
+    the child runs differs, so a run's results do not depend on the executor. The runs
+    directory must be on storage every node sees (a shared file system) at the same path.
+
+    Args:
+        address: Ray address (``auto``, ``ray://HOST:PORT``, ``local``) or None for
+            ``SOCRATES_RAY_ADDRESS``; an already initialized Ray in this process is reused.
+        num_cpus: CPUs reserved per run; ``num_gpus``: GPUs reserved per run.
+        registry: where rows go (default: the runs dir registry).
+        env: extra environment variables for the children.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
+                 registry: RunRegistry | None = None, env: dict[str, str] | None = None):
+        super().__init__(max_workers=1, registry=registry, env=env)
+        from simopt.executors import RayExecutor as RayJobs
+
+        self.jobs = RayJobs(address, num_cpus=num_cpus)
+        self.num_gpus = num_gpus
+
+    def run(self, config_paths: list[str | Path],
+            overrides: list[str] | None = None) -> list[ExecutionResult]:
+        """Launch every config as a Ray task; return their results in input order."""
+        jobs = self._register(config_paths, overrides)
+        ray = self.jobs._ray()
+        runs_path = str(self.registry.path.parent.resolve())
+        task = ray.remote(num_cpus=self.jobs.num_cpus, num_gpus=self.num_gpus,
+                          max_retries=0)(launch_run)
+        refs = [task.remote(str(Path(path).resolve()), run_id, overrides or [], runs_path,
+                            self.env) for path, run_id in jobs]
+        return [self._record(path, run_id, *result)
+                for (path, run_id), result in zip(jobs, ray.get(refs), strict=True)]
 
 
-def get_executor(name: str = "local", **kwargs: Any) -> Any:
-    """An executor by name (``local``; ``ray`` arrives with the cluster issue)."""
+EXECUTORS: dict[str, type] = {"local": LocalExecutor, "ray": RayExecutor}
+
+
+def get_executor(name: str | None = None, **kwargs: Any) -> Any:
+    """An executor by name: ``local`` or ``ray``; None: ``ray`` when ``SOCRATES_RAY_ADDRESS``
+    is set, else ``local``."""
+    if name is None:
+        from simopt.executors import ray_address
+
+        name = "ray" if ray_address() else "local"
     if name not in EXECUTORS:
         raise InputError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
     return EXECUTORS[name](**kwargs)
-

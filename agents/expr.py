@@ -11,7 +11,8 @@ e.g. ``sales = min(demand, order_quantity)``. Such text is untrusted, so it is n
     fn    := min | max (two or more arguments, elementwise) | abs | exp | log | sqrt
            | clip(x, lo, hi) | where(cond, a, b)
 
-No attribute access, subscripts, lambdas, comprehensions, keyword arguments or other calls; the
+No attribute access, subscripts, lambdas, comprehensions, keyword arguments, other calls, dunder
+names (``__x``) or numbers too large for a float; the
 text is at most ``MAX_LENGTH`` characters, nests at most ``MAX_DEPTH`` levels and has at most
 ``MAX_NODES`` syntax nodes. A name must be one of the allowed names (a node's parents).
 Evaluation is vectorized over numpy arrays: every name maps to an array of shape ``(n,)`` (or a
@@ -149,12 +150,14 @@ def _compile(
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FormulaError(f"formula {text!r}: only numbers are allowed as constants")
-        if not math.isfinite(float(value)):
+        if not math.isfinite(_as_float(value, text)):
             raise FormulaError(f"formula {text!r}: constant {value!r} is not finite")
         const = np.asarray(float(value))
         return lambda env: const
     if isinstance(node, ast.Name):
         name = node.id
+        if name.startswith("__"):  # never a quantity of a system: keep Python's names out
+            raise FormulaError(f"formula {text!r}: name {name!r} is not allowed (no dunder names)")
         if name in FUNCTIONS:
             raise FormulaError(f"formula {text!r}: {name} is a function; call it with arguments")
         if allowed is not None and name not in allowed:
@@ -171,7 +174,7 @@ def _compile(
         return inner
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.Pow):
-            exponent = _constant_value(node.right)
+            exponent = _constant_value(node.right, text)
             if exponent is None:
                 raise FormulaError(
                     f"formula {text!r}: an exponent must be a plain number (e.g. x**2)"
@@ -256,7 +259,7 @@ def _compile_call(
     return lambda env: np.where(np.asarray(a0(env)) != 0, a1(env), a2(env))
 
 
-def _constant_value(node: ast.AST) -> float | None:
+def _constant_value(node: ast.AST, text: str = "") -> float | None:
     """The value of a numeric constant, possibly with unary signs; None otherwise."""
     sign = 1.0
     while isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
@@ -265,5 +268,15 @@ def _constant_value(node: ast.AST) -> float | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
         if isinstance(node.value, bool):
             return None
-        return sign * float(node.value)
+        return sign * _as_float(node.value, text)
     return None
+
+
+def _as_float(value: int | float, text: str) -> float:
+    """``float(value)``; an integer literal too large for a float is refused, not crashed on."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise FormulaError(
+            f"formula {text[:60]!r}: a number with {len(str(value))} digits is too large"
+        ) from None

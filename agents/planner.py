@@ -28,6 +28,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -959,15 +960,24 @@ def _metric(parsed: ParsedRequest, training: list[str], so: list[str],
 # The one validator (LLM and offline plans alike)
 
 
-def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> ExperimentPlan:
+def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None,
+                  runs_dir: str | Path | None = None) -> ExperimentPlan:
     """Check every run config through its schema and the limits; return the checked plan.
 
     Training configs are replaced by their full validated form (every default filled in), so
     the plan says exactly what will run. Problems become ``errors`` (invalid values, over a
-    limit, unknown algorithm) or ``questions`` (an algorithm not available in this version).
-    """
-    from training.config import parse_config
+    limit, unknown algorithm, a file or folder outside ``runs_dir``) or ``questions`` (an
+    algorithm not available in this version).
 
+    Args:
+        runs_dir: every path in a training config (``output_dir``, ``cache_dir``, ``path``,
+            ``eval_path``, ``init_from``) must resolve inside it; default ``$SOCRATES_RUNS_DIR``
+            or ``./runs``.
+    """
+    from training.config import parse_config, path_errors
+    from training.runs import runs_dir as default_runs_dir
+
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     registry = training_configs()
     limits = limits or PlanLimits()
     errors, questions, notes = list(plan.errors), list(plan.questions), list(plan.notes)
@@ -1010,6 +1020,10 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None) -> Exp
                 cfg = parse_config(config)
             except InputError as exc:
                 errors.append(f"{where}: {exc}")
+                continue
+            outside = path_errors(cfg, root)
+            if outside:
+                errors.extend(f"{where}: {e}" for e in outside)
                 continue
             config = cfg.model_dump(mode="json")
         else:
@@ -1103,7 +1117,18 @@ def _validate_so(name: str, config: dict, seed: int) -> dict:
 
         # the planner asks for approval once, for the whole plan: the run itself never pauses
         rest = {k: v for k, v in config.items() if k != "problem"} | {"approve": False}
-        return {"problem": problem, **SocratesConfig(**rest).model_dump(mode="json")}
+        checked = SocratesConfig(**rest)
+        for solver, options in checked.solver_options.items():
+            # options reach the solvers' constructors: an unknown name or key fails here, not
+            # in the middle of a run
+            if solver not in solvers.names():
+                raise ValueError(f"solver_options: unknown solver {solver!r}; known: "
+                                 f"{', '.join(solvers.names())}")
+            try:
+                solvers.get(solver, **options)
+            except (TypeError, InputError) as exc:
+                raise ValueError(f"solver_options.{solver}: {exc}") from None
+        return {"problem": problem, **checked.model_dump(mode="json")}
     return SolverRunConfig(**{**config, "problem": problem}).model_dump(mode="json")
 
 
@@ -1131,7 +1156,8 @@ def _offline_policy(messages: list[dict], schema: type[BaseModel], context: dict
 
 def propose_plan(request: str, llm: LLM | str | None = None, *,
                  limits: PlanLimits | None = None,
-                 defaults: dict[str, Any] | None = None) -> ExperimentPlan:
+                 defaults: dict[str, Any] | None = None,
+                 runs_dir: str | Path | None = None) -> ExperimentPlan:
     """Ask the LLM (offline rules by default) for a plan, then validate it.
 
     Args:
@@ -1139,6 +1165,7 @@ def propose_plan(request: str, llm: LLM | str | None = None, *,
         llm: an LLM instance or spec; None for the offline parser.
         limits: run, step and budget limits.
         defaults: dotted config keys for every training run where the request is silent.
+        runs_dir: the folder every path in a planned config must lie in (see validate_plan).
 
     Returns:
         The validated plan; check ``plan.ok`` before launching.
@@ -1153,15 +1180,15 @@ def propose_plan(request: str, llm: LLM | str | None = None, *,
     llm = get_llm(llm)
     request = str(request or "")
     if isinstance(llm, OfflineLLM):
-        return _checked(_ask(llm, request, limits, defaults), limits, defaults)
+        return _checked(_ask(llm, request, limits, defaults), limits, defaults, runs_dir)
     try:
-        plan = _checked(_ask(llm, request, limits, defaults), limits, defaults)
+        plan = _checked(_ask(llm, request, limits, defaults), limits, defaults, runs_dir)
     except LLMError as exc:
-        plan = _offline_plan(request, limits, defaults)
+        plan = _offline_plan(request, limits, defaults, runs_dir)
         return plan.model_copy(update={"notes": [
             *plan.notes, f"{FALLBACK_NOTE}: the LLM gave no plan ({_one_line(exc)[:300]})"]})
     if plan.errors:
-        offline = _offline_plan(request, limits, defaults)
+        offline = _offline_plan(request, limits, defaults, runs_dir)
         if offline.ok:  # the request was fine: the LLM's answer was wrong, not the request
             return offline.model_copy(update={"notes": [
                 *offline.notes, f"{FALLBACK_NOTE}: the LLM's plan was invalid "
@@ -1176,13 +1203,13 @@ def _ask(llm: LLM, request: str, limits: PlanLimits | None,
     return answer.model_copy(update={"request": request})
 
 
-def _offline_plan(request: str, limits: PlanLimits | None,
-                  defaults: dict[str, Any] | None) -> ExperimentPlan:
-    return _checked(_ask(OfflineLLM(), request, limits, defaults), limits, defaults)
+def _offline_plan(request: str, limits: PlanLimits | None, defaults: dict[str, Any] | None,
+                  runs_dir: str | Path | None) -> ExperimentPlan:
+    return _checked(_ask(OfflineLLM(), request, limits, defaults), limits, defaults, runs_dir)
 
 
 def _checked(answer: ExperimentPlan, limits: PlanLimits | None,
-             defaults: dict[str, Any] | None) -> ExperimentPlan:
+             defaults: dict[str, Any] | None, runs_dir: str | Path | None) -> ExperimentPlan:
     """``answer`` with the defaults merged under its training configs, then validated."""
     if defaults:  # the same defaults under an LLM's configs (its own keys win)
         from training.config import apply_overrides
@@ -1193,7 +1220,7 @@ def _checked(answer: ExperimentPlan, limits: PlanLimits | None,
                                                        for k, v in defaults.items()]), r.config)
             }) for r in answer.runs
         ]
-    return validate_plan(answer, limits)
+    return validate_plan(answer, limits, runs_dir)
 
 
 def _merge(base: dict, top: dict) -> dict:

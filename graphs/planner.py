@@ -90,7 +90,7 @@ def parse(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
         return {}
     ctx = _ctx(runtime)
     plan = propose_plan(state.get("request", ""), ctx.llm, limits=ctx.limits,
-                        defaults=ctx.defaults or None)
+                        defaults=ctx.defaults or None, runs_dir=_runs_dir(ctx))
     fallback = next((n for n in plan.notes if n.startswith(FALLBACK_NOTE)), None)
     return {"plan": plan.model_dump(mode="json"),
             "events": [{"node": "parse", "runs": len(plan.runs), "fallback": fallback}]}
@@ -99,7 +99,7 @@ def parse(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
 def validate(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
     """Every config through its schema, the limits, and the resource estimate."""
     ctx = _ctx(runtime)
-    plan = validate_plan(_plan(state), ctx.limits)
+    plan = validate_plan(_plan(state), ctx.limits, _runs_dir(ctx))
     estimate = estimate_resources(plan, ctx.max_workers, ctx.resources)
     refused = None
     if not plan.ok:

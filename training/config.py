@@ -22,6 +22,7 @@ surface as :class:`simopt.errors.InputError` with one line that names the field 
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -456,6 +457,59 @@ def apply_overrides(cfg_dict: dict[str, Any], overrides: list[str]) -> dict[str,
 
 def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths: confined to the runs directory
+
+# Config keys (in any section) that name files or folders: written (output_dir, cache_dir) or
+# read (path, eval_path, init_from). model.name / teacher.name are not here: besides a local
+# folder they may be a preset or a cached Hugging Face id, and they are only read.
+WRITE_PATH_FIELDS = ("output_dir", "cache_dir")
+PATH_FIELDS = (*WRITE_PATH_FIELDS, "path", "eval_path", "init_from")
+
+
+def inside(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` (relative to the working directory, as the trainers open it) lies in
+    ``root`` once symlinks and ``..`` are resolved (``os.path.realpath`` on both)."""
+    target, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return target == base or base in target.parents
+
+
+def path_errors(cfg: RunConfig | dict[str, Any], root: str | Path,
+                fields: tuple[str, ...] = PATH_FIELDS) -> list[str]:
+    """One message per path-valued config field (``fields``) that leaves ``root``.
+
+    ``../../etc``, an absolute path elsewhere and a symlink inside ``root`` that points out
+    are all refused. (A symlink created after this check is outside what a check can see.)
+    """
+    data = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else cfg
+    errors: list[str] = []
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for key, value in d.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif key in fields and isinstance(value, str) and value and not inside(value, root):
+                errors.append(
+                    f"config field {prefix + key!r}: path {value!r} resolves to "
+                    f"{os.path.realpath(value)}, outside the runs directory "
+                    f"{os.path.realpath(root)}; use a path inside it (or point "
+                    "SOCRATES_RUNS_DIR elsewhere)"
+                )
+
+    walk(data, "")
+    return errors
+
+
+def check_paths(cfg: RunConfig, root: str | Path,
+                fields: tuple[str, ...] = WRITE_PATH_FIELDS) -> RunConfig:
+    """``cfg`` unchanged, or :class:`InputError` naming the first path field outside ``root``."""
+    errors = path_errors(cfg, root, fields)
+    if errors:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise InputError(errors[0] + more)
+    return cfg
 
 
 from training import distill_config  # noqa: E402,F401  (registers opd+/opd/gkd)

@@ -3,6 +3,8 @@
 One sub-command per canonical algorithm in :data:`training.config.ALGORITHM_CONFIGS` (every
 family module is loaded first, so a new family appears here without touching this file). The
 config's ``algorithm`` must match ALGO, or is filled in from it when the file leaves it out.
+The folders a run writes (``output_dir``, ``teacher.cache_dir``) must lie inside the runs
+directory (``./runs`` or ``$SOCRATES_RUNS_DIR``), symlinks resolved.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ HELP = {
 def run_train(algorithm: str, config: Path | None, overrides: list[str], json_out: bool,
               progress: bool) -> None:
     """Validate, train, print the summary (table or JSON)."""
+    from graphs.settings import load_settings
     from training import train
-    from training.config import apply_overrides, parse_config, read_yaml
+    from training.config import apply_overrides, check_paths, parse_config, read_yaml
 
     data = read_yaml(config) if config is not None else {}
     declared = data.get("algorithm")
@@ -45,6 +48,7 @@ def run_train(algorithm: str, config: Path | None, overrides: list[str], json_ou
                          f"is `socrates train {algorithm}`; make them agree")
     data["algorithm"] = algorithm
     cfg = parse_config(apply_overrides(data, overrides), str(config or "--set"))
+    check_paths(cfg, load_settings().runs_dir)  # the run writes only under the runs directory
     result = train(cfg, progress=progress and not json_out)
     payload = {"run_id": result.run_id, "output_dir": str(result.output_dir),
                "status": result.status, "metrics": result.metrics}

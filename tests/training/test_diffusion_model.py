@@ -211,3 +211,34 @@ def test_model_from_run_config_section_with_char_tokenizer(tmp_path):
     again = diffusion_model_from_section(cfg.model_copy(update={"name": str(tmp_path / "m")}),
                                          tok, seed=1)
     torch.testing.assert_close(again(ids), m(ids))
+
+
+def test_rope_preset_is_roformer_bidirectional_and_never_predicts_mask(tmp_path):
+    rope = build_diffusion_model("tiny-mdm-rope", vocab_size=VOCAB, seed=0, hidden_size=32,
+                                 num_layers=1).eval()
+    assert type(rope.model).__name__ == "RoFormerForMaskedLM"
+    assert rope.mask_token_id == VOCAB and rope.vocab_size == VOCAB + 1 and rope.hidden_size == 32
+    ids = torch.randint(0, VOCAB, (2, 8), generator=torch.Generator().manual_seed(5))
+    logits = rope(ids)
+    assert torch.all(torch.softmax(logits, -1)[..., VOCAB] == 0)
+    other = ids.clone()
+    other[:, -1] = (ids[:, -1] + 1) % VOCAB
+    assert not torch.allclose(rope(other)[:, 0], logits[:, 0])  # bidirectional
+    save_diffusion_model(rope, tmp_path / "rope")
+    torch.testing.assert_close(load_diffusion_model(tmp_path / "rope")(ids), logits)
+
+
+def test_rope_preset_is_invariant_to_left_padding_and_bert_is_not():
+    """Rotary attention sees only offsets: left padding (masked out) leaves the logits of the
+    real tokens unchanged. Learned absolute positions (the BERT preset) shift with the padding;
+    this is why the rotary preset learns offset copies (Sudoku clues) much faster."""
+    ids = torch.randint(1, VOCAB, (2, 9), generator=torch.Generator().manual_seed(6))
+    padded = torch.cat([torch.zeros(2, 3, dtype=torch.long), ids], 1)
+    attn = torch.cat([torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 9, dtype=torch.long)], 1)
+    rope = build_diffusion_model("tiny-mdm-rope", vocab_size=VOCAB, seed=1, hidden_size=32,
+                                 num_layers=2).eval()
+    torch.testing.assert_close(rope(padded, attention_mask=attn)[:, 3:], rope(ids),
+                               atol=1e-5, rtol=1e-5)
+    bert = build_diffusion_model("tiny-mdm", vocab_size=VOCAB, seed=1, hidden_size=32,
+                                 num_layers=2).eval()
+    assert (bert(padded, attention_mask=attn)[:, 3:] - bert(ids)).abs().max() > 1e-3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -177,3 +178,32 @@ def test_socrates_stops_on_a_fault_and_the_resumed_run_loses_and_repeats_nothing
     assert paid_before + len(fixed) == len(clean_calls) == clean.budget_used == res.budget_used
     assert np.array_equal(res.best_x, clean.best_x)
     assert res.state["result"]["journal_replications"] == clean.budget_used
+
+
+PROBLEM_FILE = '''
+import math
+from simopt import Problem, Variable
+
+def make():
+    def simulate_one(x, rng):
+        if x[0] > 60:
+            return {"objective": math.nan}  # the model breaks down for large capacities
+        return {"objective": (x[0] - 30.0) ** 2 + rng.normal()}
+    return Problem.from_function("fragile", "A capacity x; cost is quadratic around 30.",
+                                 [Variable("x", 0.0, 100.0)], simulate_one, x0=[10.0])
+'''
+
+
+def test_cli_reports_the_failed_design_and_replication_in_one_line(tmp_path, monkeypatch,
+                                                                   capsys):
+    from graphs.cli import main
+
+    (tmp_path / "fragile.py").write_text(PROBLEM_FILE)
+    monkeypatch.setenv("SOCRATES_RUNS_DIR", str(tmp_path / "runs"))
+    code = main(["optimize", "--problem-file", f"{tmp_path / 'fragile.py'}:make", "--solver",
+                 "random_search", "--budget", "200", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "Traceback" not in err and err.count("\n") == 0
+    assert err.startswith("error: fragile: simulate_one returned non-finite objective=nan")
+    where = re.search(r"\(x=\[([0-9.e+-]+)\], replication (\d+)\)", err)
+    assert where and float(where.group(1)) > 60 and where.group(2) == "0", err

@@ -51,6 +51,7 @@ from graphs.planner_state import (
     run_key,
     summarize,
 )
+from training.config import inside
 
 POLL_S = 0.5
 POST_REPS = 50  # independent post-replications that score an SO run's recommendation
@@ -102,7 +103,12 @@ def validate(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
     plan = validate_plan(_plan(state), ctx.limits, _runs_dir(ctx))
     estimate = estimate_resources(plan, ctx.max_workers, ctx.resources)
     refused = None
-    if not plan.ok:
+    plan_dir = state.get("plan_dir")
+    if plan_dir and not inside(plan_dir, _runs_dir(ctx)):
+        # the input state is a request too (LangGraph server): its folder must be ours
+        refused = (f"plan_dir {plan_dir!r} is outside the runs directory "
+                   f"{_runs_dir(ctx).resolve()}; leave it out to get a new plan folder")
+    elif not plan.ok:
         refused = plan.problem_line()
     elif not estimate.fits:
         refused = estimate.reason

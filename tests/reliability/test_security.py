@@ -216,6 +216,18 @@ def test_check_paths_passes_a_config_inside(runs):
     assert check_paths(cfg, runs) is cfg
 
 
+def test_a_planner_input_state_cannot_choose_a_folder_outside_the_runs_directory(runs):
+    """Through LangGraph server the whole input state is a request, plan_dir included."""
+    outside = runs.parent / "outside"
+    for plan_dir in (str(outside), str(runs / "link" / "p"), "runs/../outside"):
+        state = gp.graph.invoke(
+            {"request": "compare Nelder-Mead with random search on EXAMPLE-1, budget 40",
+             "plan_dir": plan_dir},
+            context=PlannerContext(approve=False, runs_dir=runs))
+        assert "outside the runs directory" in state["refused"] and "launched" not in state
+    assert list(outside.iterdir()) == []
+
+
 def test_planned_paths_outside_the_runs_directory_are_errors(runs):
     plan = ExperimentPlan(request="r", runs=[
         PlannedRun(algorithm="dpo", config={"algorithm": "dpo", "output_dir": "../../etc"}),

@@ -133,7 +133,9 @@ def make_accelerator(cfg: RunConfig) -> Any:
     kwargs = dict(
         cpu=cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()),
         mixed_precision="bf16" if cfg.precision == "bf16" else "no",
-        # some modules (a sampler controller, a value head) take no gradient on some steps
+        # DDP's default, stated: diffpo's two-stage surrogate runs two forwards before one
+        # backward, which find_unused_parameters=True rejects ("mark a variable ready only
+        # once"); every trainable parameter must therefore take part in each loss
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
     )
     try:

@@ -58,7 +58,7 @@ def _set(cfg: dict, key: str, value) -> None:
 
 def base_config(args, data_dir: Path) -> dict:
     return {
-        "model": {"name": "tiny-mdm", "hidden_size": args.hidden, "num_layers": args.layers,
+        "model": {"name": args.model, "hidden_size": args.hidden, "num_layers": args.layers,
                   "num_heads": 4},
         "data": {"task": "sudoku", "path": str(data_dir / "train.jsonl"),
                  "eval_path": str(data_dir / "heldout.jsonl"), "n_eval": args.n_eval},
@@ -87,23 +87,61 @@ def sft(args, data_dir: Path) -> tuple[Path, list[dict]]:
     if history_path.is_file():
         return out, json.loads(history_path.read_text())
     cfg = base_config(args, data_dir)
-    cfg.update(algorithm="mdm-sft", batch_size=32, output_dir=str(out), seed=0, log_every=50)
+    cfg.update(algorithm="mdm-sft", batch_size=args.sft_batch, output_dir=str(out), seed=0,
+               log_every=50)
     cfg["optimizer"] = {"lr": args.sft_lr}
+    cfg["schedule"] = {"kind": "constant", "warmup_steps": args.sft_warmup}
     cfg["diffusion"]["eval_thresholds"] = [0.9]
-    history: list[dict] = []
+    cfg["diffusion"]["sft_eps"] = args.sft_eps
+    partial = out / "sft_history_partial.json"  # survives an interrupted run, with its times
+    history: list[dict] = json.loads(partial.read_text()) if partial.is_file() else []
     found = latest_checkpoint(out)  # a cached, unfinished SFT run continues where it stopped
     steps = int(found.stem.removeprefix("step_")) if found is not None else 0
+    history = [h for h in history if h["step"] <= steps]
+    seconds = history[-1]["seconds"] if history else 0.0
     while steps < args.sft_max:
         steps += args.sft_chunk
+        t0 = time.time()
         result = train({**cfg, "max_steps": steps,
                         "resume": latest_checkpoint(out) is not None})
+        seconds += time.time() - t0
         acc = result.metrics["eval/accuracy@tau0.9"]
         history.append({"step": steps, "accuracy@tau0.9": acc,
-                        "nfe@tau0.9": result.metrics["eval/nfe@tau0.9"]})
-        print(f"SFT step {steps}: held-out accuracy@0.9 = {acc:.3f}", flush=True)
+                        "reward@tau0.9": result.metrics["eval/reward@tau0.9"],
+                        "nfe@tau0.9": result.metrics["eval/nfe@tau0.9"], "seconds": seconds})
+        partial.write_text(json.dumps(history, indent=2))
+        print(f"SFT step {steps}: held-out accuracy@0.9 = {acc:.3f} ({seconds:.0f} s)",
+              flush=True)
         if acc >= args.sft_target:
             break
     history_path.write_text(json.dumps(history, indent=2))
+    return out, history
+
+
+def sft_stage2(args, data_dir: Path, sft_dir: Path) -> tuple[Path, list[dict]]:
+    """Continue the SFT model with the standard LLaDA mask rate (ε = ``--sft2-eps``).
+
+    Stage one (ε = 0.5, mask rates in [0.5, 1]) gets past the copy plateau fast but never shows
+    the model an answer that is mostly unmasked, so later decoding steps gain nothing (accuracy
+    is flat in τ). Stage two trains on every mask rate, so unmasking in several steps can help.
+    """
+    out = data_dir / "sft2"
+    history_path = out / "sft_history.json"
+    if history_path.is_file():
+        return out, json.loads(history_path.read_text())
+    cfg = base_config(args, data_dir)
+    cfg.update(algorithm="mdm-sft", batch_size=args.sft_batch, output_dir=str(out), seed=1,
+               log_every=50, max_steps=args.sft2_steps)
+    cfg["optimizer"] = {"lr": args.sft_lr}
+    cfg["diffusion"].update(eval_thresholds=[0.9], sft_eps=args.sft2_eps, init_from=str(sft_dir))
+    t0 = time.time()
+    result = train(cfg)
+    history = [{"step": args.sft2_steps, "accuracy@tau0.9": result.metrics["eval/accuracy@tau0.9"],
+                "reward@tau0.9": result.metrics["eval/reward@tau0.9"],
+                "nfe@tau0.9": result.metrics["eval/nfe@tau0.9"], "seconds": time.time() - t0}]
+    history_path.write_text(json.dumps(history, indent=2))
+    print(f"SFT stage 2: {args.sft2_steps} steps, accuracy@0.9 = "
+          f"{history[0]['accuracy@tau0.9']:.3f} ({history[0]['seconds']:.0f} s)", flush=True)
     return out, history
 
 
@@ -130,8 +168,11 @@ def rl_run(args, data_dir: Path, sft_dir: Path, method: str, seed: int) -> dict:
             "settings": settings, "final": result.metrics}
 
 
-def evaluate_start(args, data_dir: Path, sft_dir: Path) -> dict[str, dict[str, float]]:
-    """The SFT model itself (the RL starting point) under the same eval settings (cached)."""
+def evaluate_start(args, data_dir: Path, sft_dir: Path) -> dict:
+    """The SFT model itself (the RL starting point) under the same eval settings (cached).
+
+    Returns ``{setting: {accuracy, reward, nfe}, "seconds": wall time of the sweep}``.
+    """
     from types import SimpleNamespace
 
     from training.config import parse_config
@@ -147,8 +188,10 @@ def evaluate_start(args, data_dir: Path, sft_dir: Path) -> dict[str, dict[str, f
     algo = DiffusionAlgorithm(parse_config(cfg), data_dir / "sft_start")
     algo.setup(SimpleNamespace(device=torch.device("cpu")))
     algo.policy.eval()
+    t0 = time.time()
     with torch.no_grad():
-        start = algo.evaluate_settings()
+        start: dict = algo.evaluate_settings()
+    start["seconds"] = time.time() - t0
     path.write_text(json.dumps(start, indent=1))
     return start
 
@@ -172,27 +215,36 @@ def summarize(runs: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_diffpo_frontier")
+    p.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_diffpo_frontier_rope")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--n-train", type=int, default=2000)
+    p.add_argument("--n-train", type=int, default=4000)
     p.add_argument("--n-eval", type=int, default=128)
     p.add_argument("--min-empty", type=int, default=3)
     p.add_argument("--max-empty", type=int, default=6)
+    p.add_argument("--model", default="tiny-mdm-rope")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--sft-lr", type=float, default=2e-3)
+    p.add_argument("--sft-lr", type=float, default=1e-3)
+    p.add_argument("--sft-warmup", type=int, default=50)
+    p.add_argument("--sft-eps", type=float, default=0.5)
+    p.add_argument("--sft-batch", type=int, default=32)
     p.add_argument("--sft-chunk", type=int, default=100)
-    p.add_argument("--sft-max", type=int, default=800)
-    p.add_argument("--sft-target", type=float, default=0.25)
-    p.add_argument("--rl-steps", type=int, default=40)
+    p.add_argument("--sft-max", type=int, default=3000)
+    p.add_argument("--sft-target", type=float, default=0.2)
+    p.add_argument("--sft2-steps", type=int, default=200)
+    p.add_argument("--sft2-eps", type=float, default=1e-3)
+    p.add_argument("--rl-steps", type=int, default=80)
     p.add_argument("--rl-lr", type=float, default=2e-4)
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--group", type=int, default=4)
-    p.add_argument("--nfe-penalty", type=float, default=0.05)
+    p.add_argument("--nfe-penalty", type=float, default=0.1)
     p.add_argument("--grid", type=float, nargs="+", default=[0.5, 0.7, 0.9, 1.0])
-    p.add_argument("--eval-thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9, 1.0])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--eval-thresholds", type=float, nargs="+",
+                   default=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sft-only", action="store_true",
+                   help="stop after the (cached) SFT model and its threshold sweep")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("SOCRATES_RUNS_DIR", str(args.cache / "registry"))
@@ -200,7 +252,16 @@ def main() -> None:
     t0 = time.time()
     make_data(args, args.cache)
     sft_dir, history = sft(args, args.cache)
-    sft_seconds = time.time() - t0
+    history2: list[dict] = []
+    if args.sft2_steps:
+        sft_dir, history2 = sft_stage2(args, args.cache, sft_dir)
+    start = evaluate_start(args, args.cache, sft_dir)
+    for setting, r in start.items():
+        if setting != "seconds":
+            print(f"SFT start {setting}: accuracy {r['accuracy']:.3f}, cell reward "
+                  f"{r['reward']:.3f}, NFE {r['nfe']:.2f}", flush=True)
+    if args.sft_only:
+        return
     runs_path = args.cache / "rl_runs.json"
     runs: list[dict] = json.loads(runs_path.read_text()) if runs_path.is_file() else []
     for seed in args.seeds:
@@ -213,9 +274,15 @@ def main() -> None:
             main_acc = run["settings"].get("controller", run["settings"]["tau0.9"])
             print(f"{method} seed {seed}: {run['seconds']:.0f}s, acc {main_acc['accuracy']:.3f}"
                   f" nfe {main_acc['nfe']:.1f}", flush=True)
-    total = time.time() - t0
+    seconds = {"this_invocation": time.time() - t0,
+               "sft": (history[-1]["seconds"] if history else 0.0)
+               + (history2[-1]["seconds"] if history2 else 0.0),
+               "sft_start_eval": start["seconds"],
+               "rl": sum(r["seconds"] for r in runs),
+               "load_average_at_end": os.getloadavg()[0]}
+    seconds["total_compute"] = seconds["sft"] + seconds["sft_start_eval"] + seconds["rl"]
+    start = {k: v for k, v in start.items() if k != "seconds"}
     summary = summarize(runs)
-    start = evaluate_start(args, args.cache, sft_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     curves = {"SFT start": start, **summary}
     plot_frontier(curves, args.out / "diffpo_frontier.png",
@@ -223,13 +290,19 @@ def main() -> None:
                         f"{len(args.seeds)} seeds")
     (args.out / "diffpo_frontier.json").write_text(json.dumps(
         {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-         "sft_history": history, "runs": runs, "summary": summary,
-         "seconds": {"total_this_invocation": total, "sft": sft_seconds}}, indent=1))
-    write_markdown(args, history, start, summary, runs, total, sft_seconds)
+         "sft_history": history, "sft2_history": history2, "sft_start": start, "runs": runs,
+         "summary": summary, "seconds": seconds}, indent=1))
+    write_markdown(args, history, history2, start, summary, runs, seconds)
 
 
-def write_markdown(args, history, start, summary, runs, total, sft_seconds) -> None:
-    sft_hist = ", ".join(f"{h['step']}: {h['accuracy@tau0.9']:.3f}" for h in history)
+def _fmt_setting(name: str) -> str:
+    return f"τ {name.removeprefix('tau')}" if name.startswith("tau") else name
+
+
+def write_markdown(args, history, history2, start, summary, runs, seconds) -> None:
+    sft_hist = ", ".join(f"{h['step']}: {h['accuracy@tau0.9']:.3f}/{h['reward@tau0.9']:.2f}"
+                         for h in history)
+    sft_steps = history[-1]["step"] if history else 0
     lines = [
         "# DiFFPO frontier: d1 vs DiFFPO (fixed sampler) vs DiFFPO (joint sampler), 4x4 Sudoku",
         "",
@@ -238,56 +311,80 @@ def write_markdown(args, history, start, summary, runs, total, sft_seconds) -> N
         "",
         "## Settings",
         "",
-        f"- Model: `tiny-mdm` (BERT mask predictor), hidden {args.hidden}, {args.layers} layers, "
-        "4 heads; char tokenizer; completion 36 tokens, one block.",
+        f"- Model: `{args.model}`, hidden {args.hidden}, {args.layers} layers, 4 heads "
+        "(`-rope`: RoFormer mask predictor, rotary positions); char tokenizer; completion 36 "
+        "tokens (`<answer>`, 16 digits, `</answer>`, EOS), one block.",
         f"- Data: {args.n_train} generated training puzzles, {args.n_eval} held-out puzzles "
         f"(disjoint), {args.min_empty}-{args.max_empty} empty cells; bare prompt (no "
         "instructions).",
-        f"- SFT (LLaDA loss, batch 32, lr {args.sft_lr}): chunks of {args.sft_chunk} steps "
-        f"until held-out accuracy@τ0.9 >= {args.sft_target} (max {args.sft_max}); "
-        f"history (step: accuracy): {sft_hist}.",
+        f"- SFT: LLaDA loss with smallest mask rate ε = {args.sft_eps} (mask rate "
+        f"p ~ U({args.sft_eps:g}, 1), CE / p), batch {args.sft_batch}, AdamW lr {args.sft_lr} "
+        f"(warmup {args.sft_warmup}, then constant), chunks of {args.sft_chunk} steps until "
+        f"greedy held-out accuracy@τ0.9 >= {args.sft_target} (max {args.sft_max}): stopped at "
+        f"step {sft_steps}. History (step: accuracy/cell reward at τ 0.9): {sft_hist}."
+        + (f" Stage two: {history2[-1]['step']} more steps of the standard LLaDA loss "
+           f"(ε = {args.sft2_eps}) from there: accuracy/cell reward at τ 0.9 "
+           f"{history2[-1]['accuracy@tau0.9']:.3f}/{history2[-1]['reward@tau0.9']:.2f}. This "
+           "two-stage model is the RL start." if history2 else ""),
         f"- RL from the SFT model, seeds {args.seeds}: {args.rl_steps} optimizer steps, "
         f"{args.prompts} prompts x {args.group} completions per step, μ = 2 inner updates, "
         f"AdamW lr {args.rl_lr}, clip ε 0.5, KL β 0.04, p_mask_prompt 0.15. Rollouts: "
         "threshold sampler τ = 0.9 at temperature 0.7 (d1 and DiFFPO-fixed); the joint sampler "
-        f"draws τ from the controller over the grid {args.grid}. DiFFPO: two-stage likelihood, "
-        f"IS cap C = 2, reward − λ·NFE/36 with λ = {args.nfe_penalty}; d1: no NFE term.",
-        "- Evaluation: greedy decoding of the held-out puzzles; accuracy = fraction solved "
-        "exactly (reward 1); cell reward = d1's reward (fraction of empty cells right, chance "
-        "0.25); NFE = mean forward passes per puzzle.",
-        f"- Wall time of this invocation: {total / 60:.1f} min (SFT part {sft_seconds / 60:.1f} "
-        f"min, 0 if cached) with torch threads = {args.threads}, on a shared 2-core machine.",
+        f"draws τ per completion from the controller over the grid {args.grid}. DiFFPO: "
+        f"two-stage likelihood, IS cap C = 2, reward − λ·NFE/36 with λ = {args.nfe_penalty}; "
+        "d1: no NFE term. Same data order, steps, batch and optimizer for all methods.",
+        "- Evaluation: greedy decoding of the held-out puzzles with the threshold sampler at "
+        f"τ ∈ {args.eval_thresholds} (and, for the joint sampler, the controller's per-prompt "
+        "argmax τ); accuracy = fraction solved exactly (reward 1); cell reward = d1's reward "
+        "(fraction of empty cells right, chance 0.25); NFE = mean forward passes per puzzle.",
+        f"- Wall time (seconds, torch threads = {args.threads}): SFT {seconds['sft']:.0f} "
+        "(measured when it ran; cached afterwards), SFT-start sweep "
+        f"{seconds['sft_start_eval']:.0f}, RL "
+        f"+ evaluation of {len(runs)} runs {seconds['rl']:.0f}; total "
+        f"{seconds['total_compute'] / 60:.1f} min. The machine (2 cores) was shared with other "
+        f"jobs the whole time (load average {seconds['load_average_at_end']:.1f} at the end), so "
+        "these times are inflated, several-fold at the worst moments; on this box one torch "
+        "thread was 5-7x faster per step than two under that contention.",
         "",
-        "## Results (mean over seeds; ± = sd of accuracy across seeds)",
+        "## The SFT start: accuracy vs NFE over thresholds (the trade-off RL can move)",
+        "",
+        "| τ | accuracy | cell reward | mean NFE |",
+        "|---|---|---|---|",
+    ]
+    for setting, r in start.items():
+        lines.append(f"| {_fmt_setting(setting)} | {r['accuracy']:.3f} | {r['reward']:.3f} | "
+                     f"{r['nfe']:.2f} |")
+    lines += [
+        "",
+        "## Results after RL (mean over seeds; ± = sd of accuracy across seeds)",
         "",
         "| model | setting | accuracy | ± | cell reward | mean NFE |",
         "|---|---|---|---|---|---|",
     ]
-    for setting, r in start.items():
-        lines.append(f"| SFT start | {setting} | {r['accuracy']:.3f} | – | {r['reward']:.3f} | "
-                     f"{r['nfe']:.2f} |")
     for method, settings in summary.items():
         for setting, r in settings.items():
             extra = f" (mean τ {r['threshold']:.2f})" if "threshold" in r else ""
-            lines.append(f"| {method} | {setting}{extra} | {r['accuracy']:.3f} | "
+            lines.append(f"| {method} | {_fmt_setting(setting)}{extra} | {r['accuracy']:.3f} | "
                          f"{r['accuracy_sd']:.3f} | {r['reward']:.3f} | {r['nfe']:.2f} |")
     lines += ["", "## Per seed (accuracy / NFE at τ = 0.9, and the controller's)", "",
-              "| method | seed | acc@τ0.9 | NFE@τ0.9 | controller acc | controller NFE | s |",
-              "|---|---|---|---|---|---|---|"]
+              "| method | seed | acc@τ0.9 | NFE@τ0.9 | controller acc | controller NFE | "
+              "controller mean τ | s |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         s, c = r["settings"]["tau0.9"], r["settings"].get("controller")
-        ctrl = f"{c['accuracy']:.3f} | {c['nfe']:.2f}" if c else "– | –"
+        ctrl = f"{c['accuracy']:.3f} | {c['nfe']:.2f} | {c['threshold']:.2f}" if c else "– | – | –"
         lines.append(f"| {r['method']} | {r['seed']} | {s['accuracy']:.3f} | {s['nfe']:.2f} | "
                      f"{ctrl} | {r['seconds']:.0f} |")
     lines += ["", "## What is measured", ""]
     s0 = start["tau0.9"]
-    lines.append(f"- SFT start at τ 0.9: accuracy {s0['accuracy']:.3f}, NFE {s0['nfe']:.2f}.")
+    lines.append(f"- SFT start at τ 0.9: accuracy {s0['accuracy']:.3f}, cell reward "
+                 f"{s0['reward']:.3f}, NFE {s0['nfe']:.2f}.")
     for method, settings in summary.items():
         r = settings["tau0.9"]
         lines.append(f"- {method} at τ 0.9: accuracy {r['accuracy']:.3f} ± "
-                     f"{r['accuracy_sd']:.3f}, NFE {r['nfe']:.2f} (change vs start: "
-                     f"{r['accuracy'] - s0['accuracy']:+.3f} accuracy, {r['nfe'] - s0['nfe']:+.2f}"
-                     " NFE).")
+                     f"{r['accuracy_sd']:.3f}, cell reward {r['reward']:.3f}, NFE {r['nfe']:.2f} "
+                     f"(vs start: {r['accuracy'] - s0['accuracy']:+.3f} accuracy, "
+                     f"{r['nfe'] - s0['nfe']:+.2f} NFE).")
         if "controller" in settings:
             c = settings["controller"]
             lines.append(f"- {method} with its learned controller: accuracy {c['accuracy']:.3f}"

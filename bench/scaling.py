@@ -231,7 +231,9 @@ def write_markdown(res: dict, path: Path) -> None:
     if ray_rows:
         lines.append("")
         lines.append(f"Ray's local start ({ray_rows[0]['ray_init_seconds']:.1f} s) is not in the "
-                     "time; each task also pays a worker's first import of the package.")
+                     "time; each task also pays a worker's first import of the package. The Ray "
+                     "and joblib rows were taken a minute or two apart under the other jobs' "
+                     "changing load: compare them with care.")
     fit = ext["fit"]
     lines += [
         "",
@@ -278,7 +280,10 @@ def write_markdown(res: dict, path: Path) -> None:
         "the other jobs on the 2 cores): " + ", ".join(
             f"{n} cores ~{v:.0f}" for n, v in ext["planner_rps_by_cores"].items()) + ".",
         "",
-        "7x3x2 is the SOCRATES default portfolio (7 solvers, 3 replicas, 2 macro-replications).",
+        "7x3x2 is the SOCRATES default portfolio (7 solvers, 3 replicas, 2 macro-replications)."
+        " The per-run cost is the mean over the four measured solvers; gp_bo (in the default "
+        "portfolio) costs more per run, so read the rows as lower bounds for portfolios "
+        "with it.",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -292,7 +297,13 @@ def main() -> None:
     parser.add_argument("--planner-rounds", type=int, default=3)
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite scaling.md from the saved scaling.json")
     args = parser.parse_args()
+    if args.markdown_only:
+        out = Path(args.out)
+        write_markdown(json.loads((out / "scaling.json").read_text()), out / "scaling.md")
+        return
     try:
         import ray  # noqa: F401
 

@@ -77,8 +77,9 @@ def test_killed_planner_resumes_without_relaunching_finished_runs(tmp_path):
     done_at_kill = _finished_runs(runs_dir)
     started1 = log1.read_text().split()
     assert 1 <= len(done_at_kill) < 4 and set(done_at_kill) <= set(started1)
+    # normally the next run has started (each takes 0.6 s; the kill comes within a poll of
+    # the first one ending), unless the kill fell in the microseconds between two runs
     in_flight = set(started1) - done_at_kill
-    assert in_flight, "the kill must land while a run is going"
 
     p2 = subprocess.run([sys.executable, str(script), str(runs_dir), str(log2)],
                         capture_output=True, text=True, env=env, timeout=300)

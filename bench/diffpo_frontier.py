@@ -2,10 +2,14 @@
 
 1. Data: training and held-out puzzles are generated once (fixed seeds) and written as JSONL,
    so every run sees the same puzzles and the held-out set never changes with the run seed.
-2. SFT (``mdm-sft``, cached under ``--cache``): a tiny masked-diffusion model is trained in
-   chunks of ``--sft-chunk`` steps (each chunk resumes the same run) until its greedy held-out
-   accuracy at threshold 0.9 reaches ``--sft-target`` (or ``--sft-max`` steps): partly trained,
-   well above chance, below saturation.
+2. SFT (``mdm-sft``, cached under ``--cache`` with its wall time): a tiny rotary
+   masked-diffusion model (``tiny-mdm-rope``; the BERT preset never learned to copy the clues,
+   see the diagnosis in the results) is trained with the LLaDA loss at mask rates in
+   ``[--sft-eps, 1]`` in chunks of ``--sft-chunk`` steps (each chunk resumes the same run) until
+   its greedy held-out accuracy at threshold 0.9 reaches ``--sft-target`` (or ``--sft-max``
+   steps), then ``--sft2-steps`` more steps at the standard ``ε = 1e-3``: partly trained, well
+   above chance, below saturation. Its accuracy-NFE sweep over ``--start-thresholds`` (greedy)
+   and its sampled reward per grid threshold (what the controller is trained on) are recorded.
 3. RL from that model, for each seed: ``d1`` and ``diffpo`` with the fixed threshold sampler
    (``diffusion.threshold``), and ``diffpo`` with the joint sampler (learned threshold per
    prompt, reward ``r - λ·NFE/L``). Same steps, batch, group size, optimizer for all.
@@ -17,6 +21,10 @@ Writes ``bench/results/diffpo_frontier.md`` (table, settings), ``diffpo_frontier
 measures, whatever it is.
 
     .venv/bin/python bench/diffpo_frontier.py            # defaults: the committed results
+    .venv/bin/python bench/diffpo_frontier.py --sft-only # just the (cached) SFT start
+
+Runs with one torch thread by default (``--threads``): on a shared 2-core machine two threads
+were 5-7x slower per step for this tiny model.
 """
 
 from __future__ import annotations
@@ -197,6 +205,47 @@ def evaluate_start(args, data_dir: Path, sft_dir: Path) -> dict:
     return start
 
 
+def rollout_tradeoff(args, data_dir: Path, sft_dir: Path) -> dict[str, dict[str, float]]:
+    """What the controller is trained on, at the start: sampled decoding (temperature 0.7, as in
+    the rollouts) of the held-out prompts at each grid threshold, 4 samples per prompt.
+
+    Returns ``{"tau<τ>": {"reward", "accuracy", "nfe", "penalized"}}`` with ``penalized`` the
+    DiFFPO reward ``reward - λ·NFE/36`` (cached).
+    """
+    from types import SimpleNamespace
+
+    from training.config import parse_config
+    from training.trainers.diffusion import DiffusionAlgorithm
+
+    path = data_dir / "sft_start_rollouts.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    cfg = base_config(args, data_dir)
+    cfg.update(algorithm="d1", output_dir=str(data_dir / "sft_start"))
+    _set(cfg, "diffusion.init_from", str(sft_dir))
+    algo = DiffusionAlgorithm(parse_config(cfg), data_dir / "sft_start")
+    algo.setup(SimpleNamespace(device=torch.device("cpu")))
+    algo.policy.eval()
+    prompts = algo.eval_prompts.repeat_interleave(4, 0)
+    attn = algo.eval_prompt_attn.repeat_interleave(4, 0)
+    problems = [p for p in algo.eval_problems for _ in range(4)]
+    out: dict[str, dict[str, float]] = {}
+    for tau in args.grid:
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            res = algo._decode(prompts, attn, "threshold", 0.7, gen,
+                               torch.full((prompts.shape[0],), float(tau)))
+        rewards = torch.tensor([algo.reward_fn(t, p) for t, p in
+                                zip(algo._texts(res.completion), problems, strict=True)])
+        nfe = res.nfe.float()
+        out[f"tau{tau:g}"] = {
+            "reward": float(rewards.mean()), "accuracy": float((rewards == 1).float().mean()),
+            "nfe": float(nfe.mean()),
+            "penalized": float((rewards - args.nfe_penalty * nfe / 36).mean())}
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
 def summarize(runs: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """Seed means per method and setting: ``{method: {setting: {accuracy, nfe, ...}}}``."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -262,6 +311,10 @@ def main() -> None:
         if setting != "seconds":
             print(f"SFT start {setting}: accuracy {r['accuracy']:.3f}, cell reward "
                   f"{r['reward']:.3f}, NFE {r['nfe']:.2f}", flush=True)
+    tradeoff = rollout_tradeoff(args, args.cache, sft_dir)
+    for setting, r in tradeoff.items():
+        print(f"SFT start sampled (T 0.7) {setting}: reward {r['reward']:.3f}, NFE {r['nfe']:.2f},"
+              f" reward - λ·NFE/36 {r['penalized']:.3f}", flush=True)
     if args.sft_only:
         return
     runs_path = args.cache / "rl_runs.json"
@@ -292,16 +345,17 @@ def main() -> None:
                         f"{len(args.seeds)} seeds")
     (args.out / "diffpo_frontier.json").write_text(json.dumps(
         {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-         "sft_history": history, "sft2_history": history2, "sft_start": start, "runs": runs,
+         "sft_history": history, "sft2_history": history2, "sft_start": start,
+         "sft_start_sampled": tradeoff, "runs": runs,
          "summary": summary, "seconds": seconds}, indent=1))
-    write_markdown(args, history, history2, start, summary, runs, seconds)
+    write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds)
 
 
 def _fmt_setting(name: str) -> str:
     return f"τ {name.removeprefix('tau')}" if name.startswith("tau") else name
 
 
-def write_markdown(args, history, history2, start, summary, runs, seconds) -> None:
+def write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds) -> None:
     sft_hist = ", ".join(f"{h['step']}: {h['accuracy@tau0.9']:.3f}/{h['reward@tau0.9']:.2f}"
                          for h in history)
     sft_steps = history[-1]["step"] if history else 0
@@ -356,6 +410,18 @@ def write_markdown(args, history, history2, start, summary, runs, seconds) -> No
     for setting, r in start.items():
         lines.append(f"| {_fmt_setting(setting)} | {r['accuracy']:.3f} | {r['reward']:.3f} | "
                      f"{r['nfe']:.2f} |")
+    lines += [
+        "",
+        "What the controller sees in training (the SFT start, sampled at temperature 0.7 like "
+        f"the rollouts, 4 samples per held-out prompt; DiFFPO's reward subtracts λ·NFE/36, "
+        f"λ = {args.nfe_penalty}):",
+        "",
+        "| τ | cell reward | accuracy | mean NFE | reward − λ·NFE/36 |",
+        "|---|---|---|---|---|",
+    ]
+    for setting, r in tradeoff.items():
+        lines.append(f"| {setting.removeprefix('tau')} | {r['reward']:.3f} | {r['accuracy']:.3f} "
+                     f"| {r['nfe']:.2f} | {r['penalized']:.3f} |")
     lines += [
         "",
         "## Results after RL (mean over seeds; ± = sd of accuracy across seeds)",

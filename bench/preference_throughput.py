@@ -512,6 +512,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def spawn(role: str, args: argparse.Namespace, data: Path, workdir: Path) -> dict:
     name = role.split(",")[0].replace(":", "_")
+    workdir.mkdir(parents=True, exist_ok=True)
     result = workdir / f"{name}.json"
     cmd = [sys.executable, __file__, "--role", role, "--data", str(data),
            "--workdir", str(workdir / name), "--result", str(result)]

@@ -90,13 +90,20 @@ def free_port() -> int:
 
 
 def launch(spec_path: Path, out_dir: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-           "--num_processes", str(WORLD), "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-           str(SCRIPT), str(spec_path), str(out_dir)]
+    """``accelerate launch`` the script on 2 CPU processes (``--multi_gpu`` selects accelerate's
+    torch.distributed launcher; with no CUDA device the loop's Accelerator runs gloo on CPU)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
            "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    for _ in range(2):  # the free port can be taken by another process before the launch binds
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", str(WORLD), "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+               str(SCRIPT), str(spec_path), str(out_dir)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO,
+                              timeout=600)
+        if proc.returncode == 0 or "address already in use" not in proc.stderr.lower():
+            return proc
+    return proc
 
 
 def test_every_trainer_under_two_ddp_processes_equals_one_process(tmp_path):

@@ -73,13 +73,18 @@ def tiny_configs(teacher_cache: str) -> dict[str, dict]:
 
 def one_process_run(raw: dict, run_dir: Path) -> tuple[dict, dict, list[dict]]:
     """Initial params, final params and metrics rows of a single-process run of ``raw``."""
-    cfg = parse_config(raw)
-    algo = get_trainer(cfg.algorithm)(cfg, run_dir)
-    if cfg.algorithm in ("d1", "diffpo"):
-        algo.reward_fn = digit_reward
-    before = {k: v.detach().clone() for k, v in algo.model.named_parameters()}
-    TrainingLoop(cfg, algo, run_dir).run()
-    after = {k: v.detach().clone() for k, v in algo.model.named_parameters()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the DDP processes: the same kernels, the same roundings
+    try:
+        cfg = parse_config(raw)
+        algo = get_trainer(cfg.algorithm)(cfg, run_dir)
+        if cfg.algorithm in ("d1", "diffpo"):
+            algo.reward_fn = digit_reward
+        before = {k: v.detach().clone() for k, v in algo.model.named_parameters()}
+        TrainingLoop(cfg, algo, run_dir).run()
+        after = {k: v.detach().clone() for k, v in algo.model.named_parameters()}
+    finally:
+        torch.set_num_threads(threads)
     return before, after, read_metrics(run_dir / "metrics.jsonl")
 
 

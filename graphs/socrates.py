@@ -95,7 +95,9 @@ def _run_dir(state: SocratesState, ctx: SocratesContext) -> Path:
 def real_problem(state: SocratesState, ctx: SocratesContext) -> JournaledProblem:
     """The real system behind the run's evaluation journal (cached per invocation)."""
     if "real" not in ctx.cache:
-        base = ctx.problem if ctx.problem is not None else load_problem(state["problem_name"])
+        # graph state names built-in problems only: a LangGraph server input must never make
+        # the graph import a file (Python callers and the CLI pass a loaded Problem instead)
+        base = ctx.problem if ctx.problem is not None else get_problem(state["problem_name"])
         ctx.cache["real"] = JournaledProblem(base, _run_dir(state, ctx) / "journal.jsonl")
     return ctx.cache["real"]
 
@@ -613,10 +615,8 @@ def run_socrates(
         err = exc.errors()[0]
         field = ".".join(map(str, err["loc"]))
         raise InputError(f"socrates setting {field}: {err['msg']}") from None
-    if isinstance(problem, str):
-        name, obj = problem, None
-    else:
-        name, obj = problem.name, problem
+    obj = load_problem(problem) if isinstance(problem, str) else problem
+    name = obj.name
     ctx = SocratesContext(problem=obj, llm=llm, run_dir=Path(run_dir) if run_dir else None)
     if checkpointer is None and cfg.approve:
         checkpointer = InMemorySaver()  # an interrupt needs somewhere to wait

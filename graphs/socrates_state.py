@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from simopt import solvers
+from simopt.errors import SocratesError
 
 DEFAULT_SOLVERS = [
     "random_search", "gp_bo", "spsa", "nelder_mead", "cmaes", "trust_region",
@@ -71,6 +72,21 @@ class SocratesConfig(BaseModel):
         if not v:
             raise ValueError("give at least one solver")
         return list(dict.fromkeys(v))
+
+    @field_validator("solver_options")
+    @classmethod
+    def _buildable(cls, v: dict[str, dict]) -> dict[str, dict]:
+        # fail at configuration time, not mid-run: each named solver must accept its options
+        for name, opts in v.items():
+            if name not in solvers.names():
+                raise ValueError(f"unknown solver {name!r}; known: {solvers.names()}")
+            if not isinstance(opts, dict):
+                raise ValueError(f"options of {name} must be a mapping, got {opts!r}")
+            try:
+                solvers.get(name, **opts)
+            except (TypeError, ValueError, SocratesError) as exc:
+                raise ValueError(f"options of {name}: {exc}") from None
+        return v
 
     def with_options(self, schedule):
         """The schedule with this run's solver options on every segment."""

@@ -150,3 +150,27 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
     best = [line for line in p2.stdout.splitlines() if line.startswith("BEST")]
     assert best == [line for line in p3.stdout.splitlines() if line.startswith("BEST")]
     assert np.isfinite(json.loads(best[0].split(" ", 1)[1].rsplit(" ", 1)[0])[0])
+
+
+def test_graph_state_cannot_name_a_file_to_import(tmp_path):
+    """A LangGraph server input names built-in problems only; files load on the caller's side."""
+    from graphs.socrates import graph, initial_state
+    from graphs.socrates_state import SocratesConfig, SocratesContext
+    from simopt.errors import InputError
+
+    sentinel = tmp_path / "ran.txt"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(sentinel)!r}, 'w').write('x')\ndef make():\n    return None\n")
+    state = initial_state(f"{evil}:make", SocratesConfig(budget=20))
+    with pytest.raises(InputError, match="unknown problem"):
+        graph.invoke(state, context=SocratesContext(run_dir=tmp_path / "run"))
+    assert not sentinel.exists()
+
+
+def test_solver_options_are_checked_when_configured():
+    from graphs.socrates_state import SocratesConfig
+
+    with pytest.raises(ValueError, match="options of gp_bo"):
+        SocratesConfig(budget=20, solver_options={"gp_bo": {"no_such_option": 1}})
+    with pytest.raises(ValueError, match="unknown solver"):
+        SocratesConfig(budget=20, solver_options={"hill_climb": {}})

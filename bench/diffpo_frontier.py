@@ -342,13 +342,20 @@ def main() -> None:
     curves = {"SFT start": start, **summary}
     plot_frontier(curves, args.out / "diffpo_frontier.png",
                   title=f"4x4 Sudoku, {args.n_eval} held-out puzzles, greedy; mean of "
-                        f"{len(args.seeds)} seeds")
+                        f"{len(args.seeds)} seeds (SE of one accuracy ≈ "
+                        f"{_se(start['tau0.9']['accuracy'], args.n_eval):.2f} at the start)")
     (args.out / "diffpo_frontier.json").write_text(json.dumps(
         {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
          "sft_history": history, "sft2_history": history2, "sft_start": start,
          "sft_start_sampled": tradeoff, "runs": runs,
          "summary": summary, "seconds": seconds}, indent=1))
     write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds)
+
+
+def _se(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` problems."""
+    p = min(max(accuracy, 0.01), 0.99)
+    return (p * (1 - p) / n) ** 0.5
 
 
 def _fmt_setting(name: str) -> str:
@@ -473,7 +480,7 @@ def reading(start: dict, summary: dict, n_eval: int) -> list[str]:
                   " thing a threshold controller can gain is speed."
                   if max(accs) - min(accs) < 0.06 else "."))
     s0 = start["tau0.9"]["accuracy"]
-    se = (max(s0, 0.01) * (1 - s0) / n_eval) ** 0.5
+    se = _se(s0, n_eval)
     out.append(f"- Evaluation noise: one accuracy on {n_eval} held-out puzzles has a binomial "
                f"standard error of about {se:.3f} at the start's level ({s0:.3f}).")
     for method, settings in summary.items():

@@ -653,6 +653,10 @@ def plot_frontier(curves: dict[str, dict[str, dict[str, float]]], path: str | Pa
             marker = "*" if k == "controller" else "s"
             ax.plot(r["nfe"], r["accuracy"], marker, color=color, markersize=11 if
                     marker == "*" else 7, label=f"{label}: {k}")
+    nfes = [r["nfe"] for results in curves.values() for r in results.values()
+            if isinstance(r, dict) and "nfe" in r]
+    if nfes and min(nfes) > 0 and max(nfes) / min(nfes) > 10:
+        ax.set_xscale("log")  # thresholds crowd the low-NFE end on a linear axis
     ax.set_xlabel("mean NFE per problem")
     ax.set_ylabel("accuracy (reward = 1)")
     ax.set_title(title, fontsize=9)

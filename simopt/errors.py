@@ -27,6 +27,10 @@ class SimulationError(SocratesError):
         problem: name of the problem.
         x: the design that was being simulated.
         replication: index of the replication that failed (or None when unknown).
+        partial: the good replications of the failing call (``Observations``) or None.
+        history: set by a solver's evaluator: every evaluation made before the failure.
+        budget_used: set by the evaluator: replications charged, the good partial ones included.
+        trajectory: set by ``Solver.run``: the trajectory up to the failure.
     """
 
     def __init__(self, message: str, *, problem: str = "", x=None, replication: int | None = None):
@@ -34,6 +38,10 @@ class SimulationError(SocratesError):
         self.problem = problem
         self.x = x
         self.replication = replication
+        self.partial = None
+        self.history = None
+        self.budget_used: int | None = None
+        self.trajectory = None
 
 
 class LLMError(SocratesError):

@@ -138,7 +138,7 @@ def call_with_timeout(fn: Callable[..., object], timeout: float | None, *args: o
 
 def _with_partial(exc: SimulationError, partial: Observations | None) -> SimulationError:
     """Attach the replications that succeeded before the failure (see the module docstring)."""
-    exc.partial = partial if partial is not None and partial.n_reps > 0 else None  # type: ignore[attr-defined]
+    exc.partial = partial if partial is not None and partial.n_reps > 0 else None
     return exc
 
 

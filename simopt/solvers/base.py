@@ -247,8 +247,8 @@ class Evaluator:
             partial: Observations | None = getattr(exc, "partial", None)
             if partial is not None and partial.n_reps > 0:
                 self._record(x, first, partial.objective[:n_reps])
-            exc.history = self.history  # type: ignore[attr-defined]
-            exc.budget_used = self.used  # type: ignore[attr-defined]
+            exc.history = self.history
+            exc.budget_used = self.used
             raise
         return self._record(x, first, obs.objective)
 
@@ -373,7 +373,7 @@ class Solver(ABC):
                 "problem": exc.problem, "replication": exc.replication, "error": str(exc),
                 "x": None if exc.x is None else np.asarray(exc.x, dtype=float).tolist(),
             }
-            exc.trajectory = traj  # type: ignore[attr-defined]
+            exc.trajectory = traj
             raise
         self._finish(traj, ev, x0)
         assert ev.used <= budget, "solver exceeded its budget"  # invariant, not user input

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         "WARNING", description="Logging level."
     )
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per LLM request.")
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster for portfolio races, post-replications and training runs: "
+        "'auto', 'ray://HOST:10001' or 'local'; unset runs on this machine.",
+    )
 
     @field_validator("llm")
     @classmethod

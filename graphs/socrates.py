@@ -138,6 +138,17 @@ def _ensemble(state: SocratesState, ctx: SocratesContext):
     return ens, (list(weights) if weights else list(ens.weights))
 
 
+def _executor(ctx: SocratesContext):
+    """The context's executor, else Ray when the settings name a cluster, else local."""
+    if ctx.executor is None:
+        from graphs.settings import load_settings
+        from simopt.executors import RayExecutor
+
+        address = load_settings().ray_address
+        ctx.executor = RayExecutor(address) if address else "local"
+    return ctx.executor
+
+
 def _start(state: SocratesState, ctx: SocratesContext) -> tuple[np.ndarray, History]:
     """The execution starts from the best data design, with the data as free history."""
     data = _data(state, ctx)
@@ -249,7 +260,7 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     _emit("evaluate_portfolio", solvers=len(cfg.solvers), replicas=len(ens.replicas))
     summary = evaluate_portfolio(
         ens.replicas, weights, cfg.solvers, budget, x0=x_start, macroreps=cfg.macroreps,
-        seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs,
+        seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs, executor=_executor(ctx),
         options=cfg.solver_options,
     )
     return {
@@ -276,6 +287,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
     stats = score_schedule(
         sched, ens.replicas, weights, summary.refs, summary.budget, x0=x_start,
         macroreps=cfg.macroreps, seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs,
+        executor=_executor(ctx),
     )
     from agents.meta_optimizer import score_curve
 
@@ -425,7 +437,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     summary = evaluate_portfolio(
         ens.replicas, weights, cfg.solvers, remaining, x0=incumbent, macroreps=1,
         seed=cfg.seed + 1 + len(state.get("replans", [])), n_postreps=cfg.n_postreps,
-        n_jobs=cfg.n_jobs, options=cfg.solver_options,
+        n_jobs=cfg.n_jobs, executor=_executor(ctx), options=cfg.solver_options,
     )
     integer = any(v.integer for v in real_problem(state, ctx).variables)
     # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
@@ -589,6 +601,7 @@ def run_socrates(
     thread_id: str | None = None,
     on_event: Any = None,
     approve_fn: Any = None,
+    executor: Any = None,
     **config: Any,
 ) -> SocratesResult:
     """Run SOCRATES end to end on ``problem`` with ``budget`` real replications.
@@ -603,6 +616,8 @@ def run_socrates(
         on_event: called with each custom progress event (dict).
         approve_fn: with ``approve=True``, called with the approval request (schedule, band);
             its truthy/falsy answer resumes the graph. Without it, approval is refused.
+        executor: runs the replica races: "local", "ray", an object with ``map`` (see
+            ``simopt.executors``), or None for Ray when ``ray_address`` is set, else local.
         **config: any :class:`SocratesConfig` field (rounds, macroreps, solvers, ...).
     """
     from langgraph.checkpoint.memory import InMemorySaver
@@ -617,7 +632,8 @@ def run_socrates(
         raise InputError(f"socrates setting {field}: {err['msg']}") from None
     obj = load_problem(problem) if isinstance(problem, str) else problem
     name = obj.name
-    ctx = SocratesContext(problem=obj, llm=llm, run_dir=Path(run_dir) if run_dir else None)
+    ctx = SocratesContext(problem=obj, llm=llm, run_dir=Path(run_dir) if run_dir else None,
+                          executor=executor)
     if checkpointer is None and cfg.approve:
         checkpointer = InMemorySaver()  # an interrupt needs somewhere to wait
     g = build_graph(checkpointer) if checkpointer is not None else graph

@@ -137,9 +137,12 @@ class SocratesContext:
         problem: the real system; when None it is loaded from ``state["problem_name"]``.
         llm: an LLM instance or spec ("offline", "openai:MODEL").
         run_dir: where the journal, plots and report are written.
+        executor: runs the replica races (``simopt.executors``: "local", "ray" or an object
+            with ``map``); None: Ray when ``ray_address`` is configured, else local.
     """
 
     problem: Any = None
     llm: Any = None
     run_dir: Path | None = None
+    executor: Any = None
     cache: dict = field(default_factory=dict)

@@ -52,7 +52,18 @@ def test_routers_on_hand_built_states():
 def test_offline_run_accounts_the_whole_budget(tmp_path):
     problem = make_problem()
     events: list[dict] = []
-    res = run_socrates(problem, 80, seed=1, run_dir=tmp_path, on_event=events.append, **FAST)
+    from simopt.executors import LocalExecutor
+
+    class Counting(LocalExecutor):
+        jobs = 0
+
+        def map(self, jobs):
+            Counting.jobs += len(jobs)
+            return super().map(jobs)
+
+    res = run_socrates(problem, 80, seed=1, run_dir=tmp_path, on_event=events.append,
+                       executor=Counting(1), **FAST)
+    assert Counting.jobs > 0  # the replica races went through the given executor
     assert res.best_x is not None and 0.0 <= res.best_x[0] <= 120.0
     journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
     paid = sum(r["n_reps"] for r in journal)

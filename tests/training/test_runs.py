@@ -109,5 +109,5 @@ def test_executor_runs_configs_in_subprocesses_and_survives_failures(runs_dir, t
     assert rows[0]["steps"] == 4 and plot.is_file() and plot.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(InputError, match="not in any of these runs"):
         compare([results[0].run_id], metric="loss/nope")
-    with pytest.raises(InputError, match="unknown executor 'ray'"):
-        get_executor("ray")
+    with pytest.raises(InputError, match="unknown executor 'slurm'"):
+        get_executor("slurm")

@@ -12,6 +12,7 @@ registry row, builds the algorithm from :data:`training.trainers.TRAINERS`, runs
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,12 +85,15 @@ def train(config: Any, *, overrides: list[str] | None = None, run_id: str | None
     output_dir = output_dir or runs_dir() / run_id
     output_dir.mkdir(parents=True, exist_ok=True)
     config_path = output_dir / "config.yaml"
-    dump_config(cfg, config_path)
-    (output_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
-
+    # under `accelerate launch` / torchrun every process runs this; only rank 0 writes the run's
+    # files and registry row (the loop likewise writes metrics and checkpoints on rank 0 only)
+    main = int(os.environ.get("RANK", "0")) == 0
     registry = RunRegistry()
-    registry.create(run_id, cfg.algorithm, status="running", config_path=str(config_path),
-                    output_dir=str(output_dir.resolve()), name=cfg.name)
+    if main:
+        dump_config(cfg, config_path)
+        (output_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
+        registry.create(run_id, cfg.algorithm, status="running", config_path=str(config_path),
+                        output_dir=str(output_dir.resolve()), name=cfg.name)
     summary: dict[str, Any] = {"run_id": run_id, "algorithm": cfg.algorithm, "name": cfg.name}
     try:
         algorithm = builder(cfg, output_dir)
@@ -97,10 +101,12 @@ def train(config: Any, *, overrides: list[str] | None = None, run_id: str | None
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         summary.update(status="failed", error=error, traceback=traceback.format_exc()[-4000:])
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        registry.set_status(run_id, "failed", error=error)
+        if main:
+            (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            registry.set_status(run_id, "failed", error=error)
         raise
     summary.update(status="finished", steps=cfg.max_steps, metrics=metrics)
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    registry.set_status(run_id, "finished", metrics=metrics)
+    if main:
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        registry.set_status(run_id, "finished", metrics=metrics)
     return RunResult(run_id=run_id, output_dir=output_dir, metrics=metrics)

@@ -199,6 +199,11 @@ def load_or_train_teacher(
     model.cpu().save_pretrained(tmp)
     (tmp / TEACHER_META).write_text(json.dumps(meta, indent=2))
     folder.parent.mkdir(parents=True, exist_ok=True)
+    if not (tmp / "config.json").is_file():
+        # in a process group, save_pretrained writes only on rank 0: other ranks keep the model
+        # in memory and never cache a folder without weights
+        shutil.rmtree(tmp, ignore_errors=True)
+        return _frozen(model), {**meta, "path": None, "cached": False}
     try:
         os.replace(tmp, folder)
     except OSError:  # another process finished the same teacher first: keep theirs

@@ -20,8 +20,13 @@ Writes ``bench/results/diffpo_frontier.md`` (table, settings), ``diffpo_frontier
 (accuracy-NFE frontier, seed means) and ``diffpo_frontier.json`` (every number). Reports what it
 measures, whatever it is.
 
-    .venv/bin/python bench/diffpo_frontier.py            # defaults: the committed results
+    .venv/bin/python bench/diffpo_frontier.py            # defaults: the main results
     .venv/bin/python bench/diffpo_frontier.py --sft-only # just the (cached) SFT start
+
+The committed results also show a second RL learning rate: its runs come from a copy of the
+cache with the SFT folders (``sft``, ``sft2``, ``sft_start_*.json``, the JSONL files) and
+``--cache runs/bench_dfp_lr5 --rl-lr 5e-4 --out /tmp/lr5``; then
+``--also "RL lr 5e-4" runs/bench_dfp_lr5/rl_runs.json`` re-renders the main results with them.
 
 Runs with one torch thread by default (``--threads``): on a shared 2-core machine two threads
 were 5-7x slower per step for this tiny model.
@@ -294,6 +299,9 @@ def main() -> None:
     p.add_argument("--start-thresholds", type=float, nargs="+",
                    default=[0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--also", type=Path, nargs=2, metavar=("LABEL", "RL_RUNS_JSON"),
+                   help="add a summary table of stored runs of another RL setting (e.g. a "
+                   "higher --rl-lr run's <cache>/rl_runs.json) to the results")
     p.add_argument("--sft-only", action="store_true",
                    help="stop after the (cached) SFT model and its threshold sweep")
     args = p.parse_args()
@@ -345,11 +353,17 @@ def main() -> None:
                         f"{len(args.seeds)} seeds (SE of one accuracy ≈ "
                         f"{_se(start['tau0.9']['accuracy'], args.n_eval):.2f} at the start)")
     (args.out / "diffpo_frontier.json").write_text(json.dumps(
-        {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                  if k != "also"} | {"also": [str(x) for x in args.also or []]},
+         "also_runs": json.loads(Path(args.also[1]).read_text()) if args.also else [],
          "sft_history": history, "sft2_history": history2, "sft_start": start,
          "sft_start_sampled": tradeoff, "runs": runs,
          "summary": summary, "seconds": seconds}, indent=1))
-    write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds)
+    also = None
+    if args.also:
+        other = json.loads(Path(args.also[1]).read_text())
+        also = (str(args.also[0]), summarize(other), other)
+    write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds, also)
 
 
 def _se(accuracy: float, n: int) -> float:
@@ -362,7 +376,8 @@ def _fmt_setting(name: str) -> str:
     return f"τ {name.removeprefix('tau')}" if name.startswith("tau") else name
 
 
-def write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds) -> None:
+def write_markdown(args, history, history2, start, tradeoff, summary, runs, seconds,
+                   also=None) -> None:
     sft_hist = ", ".join(f"{h['step']}: {h['accuracy@tau0.9']:.3f}/{h['reward@tau0.9']:.2f}"
                          for h in history)
     sft_steps = history[-1]["step"] if history else 0
@@ -465,7 +480,29 @@ def write_markdown(args, history, history2, start, tradeoff, summary, runs, seco
             lines.append(f"- {method} with its learned controller: accuracy {c['accuracy']:.3f}"
                          f" ± {c['accuracy_sd']:.3f} at NFE {c['nfe']:.2f} (mean chosen τ "
                          f"{c['threshold']:.2f}).")
-    lines += ["", "## Reading", ""] + reading(start, summary, args.n_eval) + ["", DIAGNOSIS]
+    if also is not None:
+        label, other, other_runs = also
+        lines += ["", f"## Another RL setting: {label} (same SFT start, same everything else)",
+                  "", "| method | setting | accuracy | ± | cell reward | mean NFE | per seed |",
+                  "|---|---|---|---|---|---|---|"]
+        for method, settings in other.items():
+            for setting in ("tau0.9", "controller"):
+                if setting not in settings:
+                    continue
+                r = settings[setting]
+                seeds = ", ".join(f"{o['settings'][setting]['accuracy']:.3f}" for o in other_runs
+                                  if o["method"] == method)
+                lines.append(f"| {method} | {_fmt_setting(setting)} | {r['accuracy']:.3f} | "
+                             f"{r['accuracy_sd']:.3f} | {r['reward']:.3f} | {r['nfe']:.2f} | "
+                             f"{seeds} |")
+        s0 = start["tau0.9"]["accuracy"]
+        changes = ", ".join(f"{m} {o['tau0.9']['accuracy'] - s0:+.3f}" for m, o in other.items())
+        lines += ["", f"Change of accuracy at τ 0.9 vs the start: {changes} (one evaluation SE "
+                  f"≈ {_se(s0, args.n_eval):.3f}). These {len(other_runs)} runs took "
+                  f"{sum(o['seconds'] for o in other_runs):.0f} s and are not part of the wall "
+                  "time above."]
+    lines += (["", "## Reading", ""] + reading(start, summary, args.n_eval)
+              + ["", LIMITS, DIAGNOSIS])
     (args.out / "diffpo_frontier.md").write_text("\n".join(lines) + "\n")
 
 
@@ -509,6 +546,24 @@ def reading(start: dict, summary: dict, n_eval: int) -> list[str]:
                        + " the best fixed threshold of similar cost (it finds the cheap end of "
                        "the frontier; with a flat frontier that is all there is to find).")
     return out
+
+
+LIMITS = """## What this does not show, and why (probes outside this script)
+
+- RL did not measurably move accuracy. The budget per run is 240 steps x 16 sampled completions
+  (μ = 2, so 1920 distinct rollouts); SFT needed about 38k examples to get from 0 to 0.25. A
+  40-step pilot at lr 1e-4 moved accuracy +0.016. Larger steps are not the fix: in a 40-step
+  pilot from an earlier SFT checkpoint, lr 5e-4 made the KL estimate jump to about 0.8 within 5
+  steps, and the full runs at lr 5e-4 (table above, when present) lowered d1's accuracy.
+- There was no accuracy-for-NFE trade-off to learn. The model predicts the cells in one pass:
+  greedy accuracy is the same at NFE 1 and NFE 36, sampled reward is even slightly higher at low
+  τ, and on harder held-out puzzles (7-10 empty cells) it is flat too (accuracy 0.000-0.008,
+  cell reward 0.54-0.55 at τ 0.3-1). So DiFFPO's NFE penalty and the joint controller can only
+  learn to be fast, which they do (every seed's controller moved to τ 0.5-0.7), and a fixed low
+  threshold gives the same. Testing the "better at equal NFE" claim needs a model that gains
+  from its own committed tokens (longer SFT at the standard LLaDA mask rate, harder puzzles or a
+  larger model); that did not fit this session's CPU budget.
+"""
 
 
 DIAGNOSIS = """## Diagnosis of the earlier SFT plateau (separate probes, not re-run by this script)

@@ -349,9 +349,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     curves = {"SFT start": start, **summary}
     plot_frontier(curves, args.out / "diffpo_frontier.png",
-                  title=f"4x4 Sudoku, {args.n_eval} held-out puzzles, greedy; mean of "
-                        f"{len(args.seeds)} seeds (SE of one accuracy ≈ "
-                        f"{_se(start['tau0.9']['accuracy'], args.n_eval):.2f} at the start)")
+                  title=f"4x4 Sudoku, {args.n_eval} held-out, greedy, mean of {len(args.seeds)} "
+                        f"seeds; SE of one accuracy ≈ "
+                        f"{_se(start['tau0.9']['accuracy'], args.n_eval):.2f}")
     (args.out / "diffpo_frontier.json").write_text(json.dumps(
         {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                   if k != "also"} | {"also": [str(x) for x in args.also or []]},

@@ -420,7 +420,8 @@ def write_markdown(args, history, history2, start, tradeoff, summary, runs, seco
         f"{seconds['sft_start_eval']:.0f}, RL "
         f"+ evaluation of {len(runs)} runs {seconds['rl']:.0f}; total "
         f"{seconds['total_compute'] / 60:.1f} min. The machine (2 cores) was shared with other "
-        f"jobs the whole time (load average {seconds['load_average_at_end']:.1f} at the end), so "
+        f"jobs the whole time (1-min load average {seconds['load_average_at_end']:.1f} when "
+        "this file was written, 7-9 during much of the SFT), so "
         "these times are inflated, several-fold at the worst moments; on this box one torch "
         "thread was 5-7x faster per step than two under that contention.",
         "",

@@ -96,6 +96,24 @@ def _mean_model(model_class: str, n_features: int, seed: int):
     raise InputError(f"unknown model class {model_class!r}; choose from {MODEL_CLASSES}")
 
 
+def _linear_predict(model, Z: np.ndarray) -> np.ndarray | None:
+    """``model.predict(Z)`` computed directly for fitted (polynomial-)ridge models, else None.
+
+    Replicas call predict once per node per design with small batches, where sklearn's input
+    validation costs more than the arithmetic; the direct form is the same affine map
+    (``PolynomialFeatures`` terms are the products ``prod_j Z_j ** powers_[k, j]``).
+    """
+    if isinstance(model, Ridge | RidgeCV):
+        return Z @ model.coef_ + model.intercept_
+    steps = getattr(model, "steps", None)
+    if steps is not None and len(steps) == 2 and isinstance(steps[0][1], PolynomialFeatures) \
+            and isinstance(steps[1][1], Ridge | RidgeCV):
+        powers = steps[0][1].powers_
+        F = np.prod(Z[:, None, :] ** powers[None, :, :], axis=2)
+        return F @ steps[1][1].coef_ + steps[1][1].intercept_
+    return None
+
+
 class RegressionModel:
     """A stochastic node given its parents: ``T(Z) = m(p) + s(p) e`` (see the module doc).
 
@@ -184,7 +202,9 @@ class RegressionModel:
             self.mean_model.fit(Z, ts)
 
     def _predict_std(self, Z: np.ndarray) -> np.ndarray:
-        return np.asarray(self.mean_model.predict(Z), dtype=float).reshape(-1)
+        fast = _linear_predict(self.mean_model, Z)
+        out = fast if fast is not None else self.mean_model.predict(Z)
+        return np.asarray(out, dtype=float).reshape(-1)
 
     def _features(self, env: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         cols = [np.broadcast_to(np.asarray(env[p], dtype=float), (n,)) for p in self.parents]
@@ -209,7 +229,7 @@ class RegressionModel:
             prob = np.clip(m * self.t_std + self.t_mean, 0.0, 1.0)
             return (u < prob).astype(float)
         with np.errstate(over="ignore"):
-            s = np.clip(np.exp(self.scale_model.predict(Z)), *self.s_bounds)
+            s = np.clip(np.exp(_linear_predict(self.scale_model, Z)), *self.s_bounds)
         e = self.e_pool[np.minimum((u * self.e_pool.size).astype(int), self.e_pool.size - 1)]
         t = np.clip((m + s * e) * self.t_std + self.t_mean, *self.t_bounds)
         y = np.exp(t) if self.log else t

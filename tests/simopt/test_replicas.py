@@ -277,3 +277,21 @@ def test_skeleton_proposer_callable_gets_the_collected_data():
                        model_classes=("linear",))
     assert len(seen) == 1 and seen[0] is ens.data
     assert ens.real_evaluations_used == 30 and len(ens.replicas) == 1
+
+
+def test_direct_linear_predict_matches_sklearn():
+    """The replicas' direct affine map equals sklearn's predict for ridge and poly-ridge."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from simopt.replicas.nodes import _linear_predict, _mean_model
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(40, 3))
+    y = Z[:, 0] * Z[:, 1] - 2 * Z[:, 2] ** 2 + rng.normal(size=40)
+    for model in (Ridge(alpha=1.0).fit(Z, y), _mean_model("linear", 3, 0).fit(Z, y),
+                  make_pipeline(PolynomialFeatures(2), Ridge()).fit(Z, y)):
+        Zt = rng.normal(size=(7, 3))
+        assert np.allclose(_linear_predict(model, Zt), model.predict(Zt), rtol=1e-10, atol=1e-10)
+    assert _linear_predict(_mean_model("gbm", 3, 0).fit(Z, y), Z) is None

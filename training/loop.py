@@ -98,7 +98,9 @@ def shard_of(accelerator: Any) -> tuple[int, int]:
     """
     if accelerator is None:
         return 0, 1
-    return int(accelerator.process_index), int(accelerator.num_processes)
+    # stand-ins that carry only a device (tests, single-device callers) are one process
+    return (int(getattr(accelerator, "process_index", 0)),
+            int(getattr(accelerator, "num_processes", 1)))
 
 
 @contextlib.contextmanager

@@ -13,10 +13,6 @@ algorithm:
     rounding either way, so the parameters and every logged loss agree to a few ulps; the
     tolerance (``rtol=1e-5, atol=1e-6``) leaves room for that and nothing more (the runs move
     the parameters by ~1e-2, checked).
-
-The diffusion trainer does not shard yet: each process draws the same batch and seeds, so its
-DDP run equals one process at ``grad_accum`` 1 (the mean of two equal gradients); that is what
-is asserted for it (see ``UNSHARDED``) until ``training/trainers/diffusion.py`` follows the rule.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ from training.trainers import get_trainer
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("dist_train.py")
-UNSHARDED = {"mdm-sft", "d1", "diffpo"}  # diffusion.py: every process draws the same batch
 WORLD = 2
 
 
@@ -116,7 +111,7 @@ def test_every_trainer_under_two_ddp_processes_equals_one_process(tmp_path):
     # one-process references first: they also train the distillation teacher into the cache
     reference = {}
     for name, raw in specs.items():
-        accum = 1 if raw["algorithm"] in UNSHARDED else WORLD
+        accum = WORLD
         reference[name] = one_process_run({**raw, "grad_accum": accum},
                                           tmp_path / "single" / name)
 

@@ -70,6 +70,7 @@ from training.diffusion_model import (
     SamplerController,
     diffusion_model_from_section,
 )
+from training.loop import shard_of
 from training.losses.diffusion import (
     controller_loss,
     d1_logps,
@@ -355,6 +356,7 @@ class DiffusionAlgorithm:
     # -- loop protocol --------------------------------------------------------------------------
 
     def setup(self, accelerator: Any) -> None:
+        self.accelerator = accelerator
         self.device = accelerator.device
         self.policy.to(self.device)
         if self.reference is not None:
@@ -364,19 +366,24 @@ class DiffusionAlgorithm:
         """SFT: fresh examples. RL: the step's rollout (fresh on the first step of a cycle).
 
         Seeds are drawn from ``rng`` (the loop's checkpointed generator) only when sampling, so
-        a resumed run draws the same seeds.
+        a resumed run draws the same seeds. Under DDP every process draws the examples and
+        seeds of all processes in rank order and keeps its own (``training.loop.shard_of``).
         """
+        rank, world = shard_of(getattr(self, "accelerator", None))
+        bs = self.cfg.batch_size
         if not self.rl:
             self._step = step
-            idx = self.sampler.take(self.cfg.batch_size)
-            return {"index": torch.tensor(idx), "seed": int(rng.integers(2**62))}
+            shards = [(self.sampler.take(bs), int(rng.integers(2**62))) for _ in range(world)]
+            idx, seed = shards[rank]
+            return {"index": torch.tensor(idx), "seed": seed}
         if step != self._step:
             self._step, self._micro = step, 0
         else:
             self._micro += 1
         fresh = (step - 1) % self.d.inner_updates == 0 or self._micro >= len(self.rollouts)
         if fresh:
-            rollout = self._rollout(int(rng.integers(2**62)))
+            shards = [(int(rng.integers(2**62)), self.sampler.take(bs)) for _ in range(world)]
+            rollout = self._rollout(*shards[rank])
             if self._micro == 0:
                 self.rollouts = []
             self.rollouts.append(rollout)
@@ -456,10 +463,10 @@ class DiffusionAlgorithm:
         return group_advantages(reward, self.d.group_size)
 
     @torch.no_grad()
-    def _rollout(self, seed: int) -> Rollout:
+    def _rollout(self, seed: int, prompts: np.ndarray) -> Rollout:
         dev, G = self.device, self.d.group_size
         gen = torch.Generator(device=dev).manual_seed(seed)
-        idx = torch.tensor(self.sampler.take(self.cfg.batch_size)).repeat_interleave(G)
+        idx = torch.tensor(prompts).repeat_interleave(G)
         prompt, pattn = self.train_prompts[idx].to(dev), self.train_prompt_attn[idx].to(dev)
         policy = self.policy
         was_training = policy.training

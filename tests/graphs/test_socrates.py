@@ -69,6 +69,13 @@ def test_offline_run_accounts_the_whole_budget(tmp_path):
     paid = sum(r["n_reps"] for r in journal)
     assert paid == res.budget_used <= 80
     assert len({r["key"] for r in journal}) == len(journal)  # nothing simulated twice
+    # the execution compares designs under common random numbers: every design it simulates
+    # starts at replication 0 of the run's stream (never continues a data design's own stream)
+    first: dict = {}
+    for r in journal:
+        if r["seed"] == 1:
+            first.setdefault(r["key"].split("|")[0], r["first_rep"])  # the design's key
+    assert first and all(v == 0 for v in first.values()), first
     assert res.budget_used >= 70  # the budget is spent, not left on the table
     stages = {e["stage"] for e in events}
     assert {"skeleton", "collect_data", "fit_replicas", "evaluate_portfolio", "meta_optimize",

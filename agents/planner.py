@@ -1117,17 +1117,7 @@ def _validate_so(name: str, config: dict, seed: int) -> dict:
 
         # the planner asks for approval once, for the whole plan: the run itself never pauses
         rest = {k: v for k, v in config.items() if k != "problem"} | {"approve": False}
-        checked = SocratesConfig(**rest)
-        for solver, options in checked.solver_options.items():
-            # options reach the solvers' constructors: an unknown name or key fails here, not
-            # in the middle of a run
-            if solver not in solvers.names():
-                raise ValueError(f"solver_options: unknown solver {solver!r}; known: "
-                                 f"{', '.join(solvers.names())}")
-            try:
-                solvers.get(solver, **options)
-            except (TypeError, InputError) as exc:
-                raise ValueError(f"solver_options.{solver}: {exc}") from None
+        checked = SocratesConfig(**rest)  # also builds each solver with its solver_options
         return {"problem": problem, **checked.model_dump(mode="json")}
     return SolverRunConfig(**{**config, "problem": problem}).model_dump(mode="json")
 

@@ -251,7 +251,7 @@ def test_socrates_solver_options_from_a_plan_are_checked_before_running(runs):
             "problem": "EXAMPLE-1", "budget": 100, "solver_options": {"no_such": {}}}),
     ])
     text = "\n".join(validate_plan(plan, runs_dir=runs).errors)
-    assert "solver_options.gp_bo" in text and "'evil'" in text
+    assert "solver_options: options of gp_bo" in text and "'evil'" in text
     assert "unknown solver 'no_such'" in text
 
 

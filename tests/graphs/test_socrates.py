@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from graphs.socrates import build_graph, route_execution, route_meta, run_socrates
-from simopt import Problem, Variable
+from simopt import Problem
+from tests.toy_problems import capacity
 
 FAST = dict(
     solvers=["random_search", "nelder_mead", "spsa"], rounds=2, macroreps=1, n_postreps=10,
@@ -22,20 +23,8 @@ FAST = dict(
 
 
 def make_problem() -> Problem:
-    """A user's own system: a capacity choice with random demand; cost = shortage + holding."""
-
-    def simulate_one(x, rng):
-        demand = rng.gamma(4.0, 10.0)
-        shortage = max(demand - x[0], 0.0)
-        holding = max(x[0] - demand, 0.0)
-        return {"objective": 3.0 * shortage + 1.0 * holding, "shortage": shortage,
-                "holding": holding}
-
-    return Problem.from_function(
-        "capacity", "We choose a capacity x. Demand is random. shortage is the demand above x; "
-        "holding is the capacity above demand. The cost is 3 times shortage plus holding.",
-        [Variable("x", 0.0, 120.0)], simulate_one, minimize=True, x0=[5.0],
-    )
+    """A user's own system (see tests/toy_problems.py)."""
+    return capacity()
 
 
 def test_routers_on_hand_built_states():

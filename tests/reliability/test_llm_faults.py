@@ -19,25 +19,10 @@ from agents.llm import OpenAICompatibleLLM
 from agents.planner import FALLBACK_NOTE, Comparison, ExperimentPlan, PlannedRun
 from graphs.planner_state import PlannerContext
 from graphs.socrates import run_socrates
-from simopt import Problem, Variable
 from tests.fake_llm_server import delayed, invalid_json
+from tests.toy_problems import SMALL, capacity
 
-SMALL = dict(solvers=["random_search", "nelder_mead"], rounds=1, macroreps=1, n_postreps=5,
-             n_replicas=1, reps_per_design=4, n_checkpoints=3, replan=False)
 SO_REQUEST = "compare Nelder-Mead with random search on EXAMPLE-1, budget 40, 2 seeds"
-
-
-def capacity() -> Problem:
-    def simulate_one(x, rng):
-        demand = rng.gamma(4.0, 10.0)
-        shortage, holding = max(demand - x[0], 0.0), max(x[0] - demand, 0.0)
-        return {"objective": 3.0 * shortage + holding, "shortage": shortage, "holding": holding}
-
-    return Problem.from_function(
-        "capacity", "We choose a capacity x. Demand is random. shortage is the demand above x; "
-        "holding is the capacity above demand. The cost is 3 times shortage plus holding.",
-        [Variable("x", 0.0, 120.0)], simulate_one, x0=[5.0],
-    )
 
 
 CYCLIC_SKELETON = {

@@ -23,29 +23,15 @@ import numpy as np
 
 from graphs.checkpointing import sqlite_checkpointer
 from graphs.socrates import run_socrates
-from simopt import Problem, Variable
+from simopt import Problem
+from tests.toy_problems import SMALL, capacity
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = dict(solvers=["random_search", "nelder_mead"], rounds=1, macroreps=1, n_postreps=5,
-             n_replicas=1, reps_per_design=4, n_checkpoints=3, replan=False)
 
 
 def slow_capacity(calls: list | None = None) -> Problem:
     """A real system that takes a moment per replication (so a kill lands inside one)."""
-
-    def simulate_one(x, rng):
-        if calls is not None:
-            calls.append(float(x[0]))
-        time.sleep(0.003)
-        demand = rng.gamma(4.0, 10.0)
-        shortage, holding = max(demand - x[0], 0.0), max(x[0] - demand, 0.0)
-        return {"objective": 3.0 * shortage + holding, "shortage": shortage, "holding": holding}
-
-    return Problem.from_function(
-        "capacity", "We choose a capacity x. Demand is random. shortage is the demand above x; "
-        "holding is the capacity above demand. The cost is 3 times shortage plus holding.",
-        [Variable("x", 0.0, 120.0)], simulate_one, x0=[5.0],
-    )
+    return capacity(calls=calls, delay=0.003)
 
 
 SCRIPT = textwrap.dedent("""

@@ -103,7 +103,36 @@ def summarize(rows: list[dict]) -> str:
             alo, ahi = metrics.bootstrap_ci(auc) if auc.size > 1 else (auc[0], auc[0])
             out.append(f"| {m} | {tg.mean():.3f} ({lo:.3f}, {hi:.3f}) | "
                        f"{auc.mean():.3f} ({alo:.3f}, {ahi:.3f}) | {wall:.1f} |")
+    out.append(across_problems(rows))
     return "\n".join(out) + "\n"
+
+
+def across_problems(rows: list[dict]) -> str:
+    """One row per method over every problem it ran on: mean, median and worst of its
+    per-problem mean terminal gap, and how many problems it was the best (ties within 0.005).
+
+    This is the comparison that matters to a user who does not know in advance which solver
+    suits the system: a fixed single solver against SOCRATES choosing per problem.
+    """
+    per: dict[str, dict[str, float]] = {}
+    for r in rows:
+        per.setdefault(r["method"], {}).setdefault(r["problem"], [])
+        per[r["method"]][r["problem"]].append(r["terminal_gap"])
+    probs = sorted({r["problem"] for r in rows})
+    full = {m: {p: float(np.mean(v[p])) for p in probs} for m, v in per.items()
+            if all(p in v for p in probs)}
+    if len(probs) < 2 or not full:
+        return ""
+    best = {p: min(full[m][p] for m in full) for p in probs}
+    lines = [f"\n### All {len(probs)} problems (per-problem mean terminal gap)\n",
+             "| method | mean | median | worst | best on (ties within 0.005) |",
+             "|---|---|---|---|---|"]
+    for m in sorted(full, key=lambda m: np.mean(list(full[m].values()))):
+        v = np.array([full[m][p] for p in probs])
+        wins = sum(full[m][p] <= best[p] + 0.005 for p in probs)
+        lines.append(f"| {m} | {v.mean():.3f} | {np.median(v):.3f} | {v.max():.3f} | "
+                     f"{wins} of {len(probs)} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,7 +212,11 @@ class GPBO(Solver):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._bo_loop(problem, ev, traj, x0, rng)
+            with warnings.catch_warnings():
+                # jitter notices on near-duplicate designs are routine for replicated data and
+                # not actionable by a user; other warnings still show
+                warnings.filterwarnings("ignore", message=r"A not p\.d\., added jitter")
+                self._bo_loop(problem, ev, traj, x0, rng)
         finally:
             torch.set_num_threads(threads)
 

@@ -14,6 +14,7 @@ Every mistake is an :class:`~simopt.errors.InputError` naming the file, the line
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,19 @@ def parse_example(row: Any, where: str) -> PreferenceExample:
     return PreferenceExample(prompt=prompt, chosen=chosen, rejected=rejected)
 
 
-def load_jsonl(path: str | Path) -> list[PreferenceExample]:
-    """Read a JSONL preference file (blank lines skipped)."""
+def jsonl_objects(path: str | Path, kind: str, fields: str) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for each non-blank line of a JSONL file (``where`` = ``file:line``).
+
+    The one JSONL reader behind every user data file (preference pairs, prompt files, task
+    files).
+
+    Raises:
+        InputError: a missing file, invalid JSON, or a line that is not an object; the message
+            names the file and line, and ``fields`` says what an object should hold.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"data file {str(path)!r} does not exist; check data.path")
-    examples = []
+        raise InputError(f"{kind} file {str(path)!r} does not exist; check data.path")
     with path.open() as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -98,9 +106,17 @@ def load_jsonl(path: str | Path) -> list[PreferenceExample]:
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where}: invalid JSON ({exc.msg}); write one object per "
                                  "line") from None
-            examples.append(parse_example(row, where))
+            if not isinstance(row, dict):
+                raise InputError(f"{where}: expected an object with fields {fields}")
+            yield where, row
+
+
+def load_jsonl(path: str | Path) -> list[PreferenceExample]:
+    """Read a JSONL preference file (blank lines skipped)."""
+    examples = [parse_example(row, where)
+                for where, row in jsonl_objects(path, "data", "prompt, chosen, rejected")]
     if not examples:
-        raise InputError(f"data file {str(path)!r} holds no examples")
+        raise InputError(f"data file {str(Path(path))!r} holds no examples")
     return examples
 
 

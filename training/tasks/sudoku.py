@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from simopt.errors import InputError
-from training.tasks import jsonl_objects
+from training.data import jsonl_objects
 
 __all__ = [
     "INSTRUCTIONS",

@@ -39,7 +39,6 @@ SFT and for ``eval/accuracy`` by exact match after stripping).
 from __future__ import annotations
 
 import hashlib
-import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,7 @@ import torch
 from torch import nn
 
 from simopt.errors import InputError
-from training.data import EpochSampler, render_messages
+from training.data import EpochSampler, jsonl_objects, render_messages
 from training.distill_config import DistillRunConfig
 from training.loop import shard_of
 from training.losses.opd import (
@@ -113,19 +112,9 @@ class Rollout:
 
 def load_prompt_file(path: str | Path) -> list[tuple[str, str | None]]:
     """``(prompt, answer or None)`` per line of a JSONL file; errors name the line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"data.path {str(path)!r} does not exist; give a JSONL file of prompts")
     out: list[tuple[str, str | None]] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or "prompt" not in row:
+    for where, row in jsonl_objects(path, "prompt", "prompt (and optionally answer)"):
+        if "prompt" not in row:
             raise InputError(f"{where}: expected an object with a 'prompt' field "
                              "(and optionally 'answer')")
         prompt = row["prompt"]

@@ -210,6 +210,16 @@ class Problem(ABC):
         hi = np.where(np.isfinite(hi), hi, np.maximum(self.x0 + scale, lo + scale))
         return lo, hi
 
+    def _mirror(self, problem: Problem) -> None:
+        """Take ``problem``'s decision interface (variables, direction, start, budget,
+        objective name) for a model of it; what is known about the real system (its optimum
+        and skeleton) stays at the class defaults (unknown)."""
+        self.variables = list(problem.variables)
+        self.minimize = problem.minimize
+        self.x0 = np.asarray(problem.x0, dtype=float).copy()
+        self.default_budget = problem.default_budget
+        self.objective_name = problem.objective_name
+
     def project(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
         """Clip ``x`` into the box and round integer variables."""
         x = np.asarray(x, dtype=float).reshape(-1)

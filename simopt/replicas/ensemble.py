@@ -96,13 +96,7 @@ class ReplicaEnsemble(Problem):
         self.description = (
             f"Weighted ensemble of {len(replicas)} digital replicas of {problem.name}."
         )
-        self.variables = list(problem.variables)
-        self.minimize = problem.minimize
-        self.x0 = np.asarray(problem.x0, dtype=float).copy()
-        self.default_budget = problem.default_budget
-        self.known_optimum = None
-        self.true_skeleton = None
-        self.objective_name = problem.objective_name
+        self._mirror(problem)
         self.replicas = list(replicas)
         self.weights = np.asarray(weights, dtype=float)
         self.data = data

@@ -119,13 +119,7 @@ class Replica(Problem):
             f"Digital replica {index} of {problem.name}: a structural equation model along "
             f"skeleton {structure.label!r} with {model_class} regressions."
         )
-        self.variables = list(problem.variables)
-        self.minimize = problem.minimize
-        self.x0 = np.asarray(problem.x0, dtype=float).copy()
-        self.default_budget = problem.default_budget
-        self.known_optimum = None
-        self.true_skeleton = None
-        self.objective_name = problem.objective_name
+        self._mirror(problem)
         self.structure = structure
         self.model_class = model_class
         self.seed = int(seed)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from agents.llm import LLM, get_llm, offline_policy, system_user
 from simopt import solvers
-from simopt.errors import LLMError
+from simopt.errors import InputError, LLMError
 from simopt.portfolio import PortfolioSummary
 from simopt.schedule import Schedule, Segment
 
@@ -92,13 +92,21 @@ def build_messages(
 
 
 def validate_proposal(
-    proposal: ScheduleProposal, known: list[str], integer_problem: bool
+    proposal: ScheduleProposal, known: list[str], integer_problem: bool = False,
+    capable: list[str] | None = None,
 ) -> tuple[Schedule | None, list[str]]:
-    """Deterministic check of any answer. Returns the schedule or the list of what to fix."""
+    """Deterministic check of any answer. Returns the schedule or the list of what to fix.
+
+    ``known``: the solvers the answer may name; ``capable`` (when given): those that can move on
+    the problem's variables (``simopt.socrates.capable``), the only ones that may get budget.
+    """
     errors = []
     for seg in proposal.segments:
         if seg.solver not in known:
             errors.append(f"unknown solver {seg.solver!r}: use one of {', '.join(known)}")
+        elif capable is not None and seg.solver not in capable:
+            errors.append(f"solver {seg.solver!r} cannot move on this problem's variables; "
+                          f"use one of {', '.join(capable)}")
         elif integer_problem and not solvers.solver_class(seg.solver).supports_integer:
             errors.append(f"solver {seg.solver!r} cannot handle integer variables")
     if errors:
@@ -227,6 +235,7 @@ def propose_schedule(
     integer_problem: bool = False,
     max_repairs: int = 2,
     prefer: list[str] | None = None,
+    allowed: list[str] | None = None,
 ) -> tuple[Schedule, dict]:
     """One meta-optimizer round: a validated schedule plus a record of how it was obtained.
 
@@ -234,12 +243,17 @@ def propose_schedule(
     ``max_repairs`` times); if it still fails, or the backend errors, the offline policy answers
     and the fallback is recorded. ``prefer`` orders solvers for breaking ties between equally
     scored schedules in the offline policy (e.g. the current schedule's solvers at a re-plan).
+    ``allowed`` lists the solvers that can move on the problem's variables (SOCRATES passes
+    ``simopt.socrates.capable_solvers``); no other solver gets budget.
     """
     llm = get_llm(llm)
     allowed = [
         n for n in summary.solvers
-        if not integer_problem or solvers.solver_class(n).supports_integer
+        if (not integer_problem or solvers.solver_class(n).supports_integer)
+        and (allowed is None or n in allowed)
     ]
+    if not allowed:
+        raise InputError("no solver in the race can move on this problem's variables")
     context = {
         "summary": summary, "tried": tried, "score": score, "allowed": allowed,
         "prefer": list(prefer or []),
@@ -249,7 +263,9 @@ def propose_schedule(
     try:
         for attempt in range(max_repairs + 1):
             proposal = llm.structured(messages, ScheduleProposal, role=ROLE, context=context)
-            schedule, errors = validate_proposal(proposal, allowed, integer_problem)
+            schedule, errors = validate_proposal(
+                proposal, list(summary.solvers), integer_problem, allowed
+            )
             if schedule is not None:
                 info["rationale"] = proposal.rationale
                 return schedule, info
@@ -265,7 +281,7 @@ def propose_schedule(
     from agents.llm import OfflineLLM
 
     proposal = OfflineLLM().structured(messages, ScheduleProposal, role=ROLE, context=context)
-    schedule, errors = validate_proposal(proposal, allowed, integer_problem)
+    schedule, errors = validate_proposal(proposal, list(summary.solvers), integer_problem, allowed)
     assert schedule is not None, errors  # the offline policy only proposes allowed solvers
     info["rationale"] = proposal.rationale
     return schedule, info

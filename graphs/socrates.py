@@ -1,15 +1,19 @@
-"""The SOCRATES pipeline as a LangGraph graph.
+"""The SOCRATES pipeline as a LangGraph graph: one stage of :mod:`simopt.socrates` per node.
 
-    describe -> skeleton -> collect_data -> fit_replicas -> evaluate_portfolio
+    describe -> collect_data -> skeleton -> fit_replicas -> evaluate_portfolio
       -> meta_optimize (loop, `rounds` times) -> approve (optional interrupt)
-      -> execute (checkpoints; leaves the expected band -> replan -> execute) -> report
+      -> execute (monitor fires -> replan -> execute) -> final_selection -> report
 
-Stage 1 builds an ensemble of digital replicas from a causal skeleton and a budgeted design of
-real replications; stage 2 races the solver portfolio on the replicas and lets the
-meta-optimizer compose a hybrid schedule; stage 3 runs the schedule on the real system and
-re-plans when real progress leaves the band the replicas predicted. The real-system budget is
-accounted across stages: data collection + execution = ``budget``.
+Stage 1 collects a budgeted design of real replications, reads a causal skeleton from the
+description and that data, and fits an ensemble of digital replicas; stage 2 races the capable
+solvers on the replicas and lets the meta-optimizer compose a hybrid schedule, scored robustly
+against every single solver; stage 3 runs the schedule on the real system, re-plans when the
+real objective at the incumbent is significantly worse than the replicas predicted, and ends
+with a final selection whose estimate and confidence interval come from replications that did
+not choose the design. The real budget is accounted across stages:
+data + schedule + final selection = ``budget``.
 
+The nodes only read state, call a stage and write state; the math is in the stages' docstrings.
 Every real replication goes through a :class:`~simopt.journal.JournaledProblem`, and every step
 is deterministic given the seed, so a killed run resumed with the same thread id replays what it
 had paid for and repeats nothing (``graph.invoke(None, config)``).
@@ -33,21 +37,14 @@ from langgraph.types import interrupt
 from agents.meta_optimizer import propose_schedule
 from graphs.socrates_state import SocratesConfig, SocratesContext, SocratesState
 from simopt import get_problem
+from simopt import socrates as stages
 from simopt.errors import InputError
 from simopt.journal import JournaledProblem
-from simopt.portfolio import evaluate_portfolio, score_schedule
 from simopt.problem import Problem
-from simopt.schedule import (
-    DeviationMonitor,
-    ProgressBand,
-    ProgressTracker,
-    Schedule,
-    execute_schedule,
-    expected_progress_band,
-)
+from simopt.schedule import Schedule
 from simopt.solvers.base import History, Trajectory
 
-# ---- helpers: problem, ensemble, progress ------------------------------------------------------
+# ---- helpers: problem, data, ensemble -----------------------------------------------------------
 
 
 def load_problem(spec: str) -> Problem:
@@ -103,17 +100,10 @@ def real_problem(state: SocratesState, ctx: SocratesContext) -> JournaledProblem
 
 
 def _data(state: SocratesState, ctx: SocratesContext):
-    from simopt.replicas import collect_data
-
     cfg = _cfg(state)
     if "data" not in ctx.cache:
-        # fitting holds designs out, so it needs at least 3: on a small data budget, fewer
-        # replications per design rather than fewer designs
-        reps = cfg.reps_per_design
-        if cfg.data_budget // reps < 3:
-            reps = max(2, cfg.data_budget // 3)
-        n_designs = max(3, cfg.data_budget // reps)
-        ctx.cache["data"] = collect_data(real_problem(state, ctx), n_designs, reps, seed=cfg.seed)
+        ctx.cache["data"] = stages.collect(real_problem(state, ctx), cfg.data_budget,
+                                           cfg.reps_per_design, cfg.seed)
     return ctx.cache["data"]
 
 
@@ -121,18 +111,14 @@ def _ensemble(state: SocratesState, ctx: SocratesContext):
     """The replica ensemble, fitted deterministically from the journaled data."""
     if "ensemble" not in ctx.cache:
         from agents.causal import CausalSkeleton
-        from simopt.replicas import fit_ensemble
 
         cfg = _cfg(state)
         skel = state.get("skeleton")
         skeleton = CausalSkeleton.model_validate(skel) if skel and cfg.use_skeleton else None
         # bootstrap resamples of the data give distinct replicas even when every mechanism
         # of the skeleton is a formula (no regression classes to multi-start over)
-        ens = fit_ensemble(
-            real_problem(state, ctx), skeleton=skeleton, data=_data(state, ctx),
-            k=cfg.n_replicas, seed=cfg.seed, n_bootstrap=cfg.n_bootstrap,
-        )
-        ctx.cache["ensemble"] = ens
+        ctx.cache["ensemble"] = stages.fit(real_problem(state, ctx), skeleton, _data(state, ctx),
+                                           cfg.n_replicas, cfg.seed, cfg.n_bootstrap)
     ens = ctx.cache["ensemble"]
     weights = state.get("ensemble", {}).get("weights")
     return ens, (list(weights) if weights else list(ens.weights))
@@ -149,15 +135,20 @@ def _executor(ctx: SocratesContext):
     return ctx.executor
 
 
-def _start(state: SocratesState, ctx: SocratesContext) -> tuple[np.ndarray, History]:
-    """The best data design (the execution's start) and the data as a History."""
-    data = _data(state, ctx)
+def _start(state: SocratesState, ctx: SocratesContext) -> np.ndarray:
+    """The best data design: where the schedule starts."""
+    return stages.start_design(real_problem(state, ctx), _data(state, ctx))
+
+
+def _capable(state: SocratesState, ctx: SocratesContext) -> list[str]:
+    cfg = _cfg(state)
     problem = real_problem(state, ctx)
-    hist = History()
-    for j, x in enumerate(data.designs):
-        hist.add(x, data.objective[data.design_index == j])
-    best = hist.best(problem.minimize)
-    return best.x.copy(), hist
+    names = stages.capable_solvers(cfg.solvers, problem)
+    if not names:
+        kinds = "integer" if problem.integer_mask.all() else "continuous"
+        raise InputError(f"none of the solvers {cfg.solvers} can move on {problem.name}'s "
+                         f"{kinds} variables; add one that can (see `socrates solvers`)")
+    return names
 
 
 def _plain(obj: Any) -> Any:
@@ -200,6 +191,7 @@ def describe(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     ctx = _ctx(runtime)
     cfg = _cfg(state)  # validates the settings before any real evaluation
     problem = real_problem(state, ctx)
+    _capable(state, ctx)  # a portfolio that cannot move on these variables fails before paying
     _emit("describe", problem=problem.name)
     return {
         "problem": problem.to_dict(),
@@ -209,24 +201,9 @@ def describe(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
 
 
 @node
-def skeleton(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
-    from agents.causal import propose_skeleton
-
-    ctx = _ctx(runtime)
-    if not _cfg(state).use_skeleton:
-        return {"skeleton": None, "events": [{"node": "skeleton", "skipped": True}]}
-    _emit("skeleton")
-    skel = propose_skeleton(real_problem(state, ctx), llm=ctx.llm)
-    info = {"nodes": len(skel.nodes), "edges": len(skel.edges)}
-    return {
-        "skeleton": skel.model_dump(mode="json"),
-        "skeleton_info": info,
-        "events": [{"node": "skeleton", **info}],
-    }
-
-
-@node
 def collect_data(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
+    """Stage 1a (:mod:`simopt.socrates.data`): the data comes first, so the skeleton agent
+    sees every observable the system records, with values."""
     ctx = _ctx(runtime)
     _emit("collect_data", budget=_cfg(state).data_budget)
     data = _data(state, ctx)
@@ -234,6 +211,25 @@ def collect_data(state: SocratesState, runtime: Runtime[SocratesContext]) -> dic
     return {
         "data_used": used,
         "events": [{"node": "collect_data", "designs": int(len(data.designs)), "reps": used}],
+    }
+
+
+@node
+def skeleton(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
+    from agents.causal import propose_skeleton
+
+    ctx = _ctx(runtime)
+    cfg = _cfg(state)
+    if not cfg.use_skeleton:
+        return {"skeleton": None, "events": [{"node": "skeleton", "skipped": True}]}
+    _emit("skeleton")
+    skel = propose_skeleton(real_problem(state, ctx), llm=ctx.llm, data=_data(state, ctx),
+                            seed=cfg.seed)
+    info = {"nodes": len(skel.nodes), "edges": len(skel.edges)}
+    return {
+        "skeleton": skel.model_dump(mode="json"),
+        "skeleton_info": info,
+        "events": [{"node": "skeleton", **info}],
     }
 
 
@@ -255,45 +251,52 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     ctx = _ctx(runtime)
     cfg = _cfg(state)
     ens, weights = _ensemble(state, ctx)
-    x_start, _ = _start(state, ctx)
-    budget = cfg.budget - state["data_used"]
-    _emit("evaluate_portfolio", solvers=len(cfg.solvers), replicas=len(ens.replicas))
-    summary = evaluate_portfolio(
-        ens.replicas, weights, cfg.solvers, budget, x0=x_start, macroreps=cfg.macroreps,
-        seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs, executor=_executor(ctx),
-        options=cfg.solver_options,
+    names = _capable(state, ctx)
+    _emit("evaluate_portfolio", solvers=len(names), replicas=len(ens.replicas))
+    summary = stages.race(
+        ens.replicas, weights, names, cfg.schedule_budget(state["data_used"]),
+        _start(state, ctx), cfg.macroreps, cfg.seed, cfg.n_postreps, cfg.n_jobs,
+        _executor(ctx), cfg.solver_options,
     )
     return {
         "portfolio": summary.to_json(),
-        "events": [{"node": "evaluate_portfolio", "table": summary.table()}],
+        "events": [{"node": "evaluate_portfolio", "solvers": names, "table": summary.table()}],
     }
 
 
 @node
 def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
+    """Stage 2b (:mod:`simopt.socrates.compose`): one proposal, scored on the replicas; the
+    single solvers of the race are candidates from the first round on."""
     from simopt.portfolio import PortfolioSummary
 
     ctx = _ctx(runtime)
     cfg = _cfg(state)
     ens, weights = _ensemble(state, ctx)
     summary = PortfolioSummary.from_json(state["portfolio"])
-    x_start, _ = _start(state, ctx)
-    integer = any(v.integer for v in real_problem(state, ctx).variables)
-    tried = [tuple(t) for t in state.get("tried", [])]
+    names = _capable(state, ctx)
+    tried = [list(t) for t in state.get("tried", [])]
+    if not tried:
+        tried = stages.singles(summary, names, cfg.score, cfg.robustness)
+    if cfg.composition == "best_single":
+        best = stages.best_single(summary, names, cfg.score, cfg.robustness)
+        _emit("meta_optimize", round=cfg.rounds, schedule=Schedule.from_json(best).describe())
+        return {"tried": tried, "round": cfg.rounds, "schedule": best,
+                "events": [{"node": "meta_optimize", "composition": "best_single",
+                            "schedule": Schedule.from_json(best).describe()}]}
     sched, info = propose_schedule(
-        state["problem"], summary, tried, llm=ctx.llm, score=cfg.score, integer_problem=integer
+        state["problem"], summary, [tuple(t) for t in tried], llm=ctx.llm, score=cfg.score,
+        allowed=names,
     )
     sched = cfg.with_options(sched)
-    stats = score_schedule(
-        sched, ens.replicas, weights, summary.refs, summary.budget, x0=x_start,
-        macroreps=cfg.macroreps, seed=cfg.seed, n_postreps=cfg.n_postreps, n_jobs=cfg.n_jobs,
-        executor=_executor(ctx),
+    known = next((t[1] for t in tried if Schedule.from_json(t[0]).describe()
+                  == sched.describe()), None)
+    score = known if known is not None else stages.compose.score(
+        sched, ens.replicas, weights, summary, _start(state, ctx), cfg.macroreps, cfg.seed,
+        cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
     )
-    from agents.meta_optimizer import score_curve
-
-    score = score_curve(np.asarray(stats.mean), np.asarray(summary.grid), cfg.score)
     _emit("meta_optimize", round=state["round"] + 1, schedule=sched.describe(), score=score)
-    tried_all = [*state.get("tried", []), [sched.to_json(), score]]
+    tried_all = tried + ([[sched.to_json(), score]] if known is None else [])
     best = min(tried_all, key=lambda t: t[1])[0]
     return {
         "tried": tried_all,
@@ -301,7 +304,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
         "schedule": best,
         "events": [{
             "node": "meta_optimize", "round": state["round"] + 1, "schedule": sched.describe(),
-            "score": score, **info,
+            "score": score, "best": Schedule.from_json(best).describe(), **info,
         }],
     }
 
@@ -310,30 +313,42 @@ def route_meta(state: SocratesState) -> Literal["meta_optimize", "approve"]:
     return "meta_optimize" if state["round"] < _cfg(state).rounds else "approve"
 
 
+def _checkpoints(cfg: SocratesConfig, budget: int) -> list[int]:
+    # evenly spaced inside the schedule's budget; none at its end, where nothing is left to
+    # re-plan
+    return [c for c in stages.checkpoints_for(budget, cfg.n_checkpoints + 1)[:-1] if c > 0]
+
+
 @node
 def approve(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
-    """Compute the expected-progress band and, if asked, wait for a person's approval."""
+    """Set up the monitor (and measure its false-alarm rate on the replicas); if asked, wait
+    for a person's approval."""
     ctx = _ctx(runtime)
     cfg = _cfg(state)
     ens, weights = _ensemble(state, ctx)
-    x_start, _ = _start(state, ctx)
     sched = Schedule.from_json(state["schedule"])
-    budget = cfg.budget - state["data_used"]
-    band = expected_progress_band(
-        ens.replicas, weights, sched, budget, x_start, n_checkpoints=cfg.n_checkpoints,
-        macroreps=cfg.macroreps, seed=cfg.seed,
-    )
+    budget = cfg.schedule_budget(state["data_used"])
+    cps = _checkpoints(cfg, budget)
+    monitor: dict = {"checkpoints": cps, "alpha": cfg.false_alarm}
+    if cfg.replan and cfg.calibrate_monitor and cps:
+        _emit("calibrate_monitor")
+        monitor["calibration"] = stages.false_alarm_rate(
+            ens.replicas, weights, sched, budget, _start(state, ctx), len(cps), cfg.false_alarm,
+            runs_per_replica=max(1, cfg.macroreps), seed=cfg.seed, n_pred=cfg.n_postreps,
+        )
     approved = True
     if cfg.approve:
         answer = interrupt({
             "question": "Run this schedule on the real system?",
-            "schedule": sched.describe(), "budget": budget, "band": band.to_json(),
+            "schedule": sched.describe(), "budget": budget,
+            "reserve": cfg.reserve(state["data_used"]), "monitor": monitor,
         })
         approved = bool(answer) if not isinstance(answer, dict) else bool(answer.get("approve"))
     return {
-        "band": band.to_json(), "approved": approved,
+        "monitor": monitor, "approved": approved,
         "execution": {"used": 0, "trajectory": None, "history": None, "incumbent": None},
-        "events": [{"node": "approve", "approved": approved, "schedule": sched.describe()}],
+        "events": [{"node": "approve", "approved": approved, "schedule": sched.describe(),
+                    "monitor": monitor}],
     }
 
 
@@ -343,84 +358,56 @@ def route_approval(state: SocratesState) -> Literal["execute", "report"]:
 
 @node
 def execute(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
-    """Run the (rest of the) schedule on the real system until done or out of band."""
+    """Stage 3 (:mod:`simopt.socrates.execute`): the (rest of the) schedule on the real system
+    until it ends or the monitor fires."""
     ctx = _ctx(runtime)
     cfg = _cfg(state)
     problem = real_problem(state, ctx)
     ex = state["execution"]
-    total = cfg.budget - state["data_used"]
-    x_start, data_hist = _start(state, ctx)
-    # The execution starts with an empty history, not the replica data: each data design was
-    # simulated on its own streams (independent noise, what fitting needs), while the schedule
-    # compares designs under common random numbers (streams (seed, r) at every design). Mixing
-    # the two breaks the pairing that local solvers' ratio tests rely on: on SAN-1, trust
-    # region from the data history made no progress in 1071 replications, from scratch it
-    # halved the gap.
-    history = History.from_json(ex["history"]) if ex.get("history") else History()
-    incumbent = np.asarray(ex["incumbent"]) if ex.get("incumbent") else x_start
-    traj = Trajectory(budget=total)
-    if ex.get("trajectory"):
-        traj = Trajectory.from_json(ex["trajectory"])
+    total = cfg.schedule_budget(state["data_used"])
+    ens, weights = _ensemble(state, ctx)
     used0 = int(ex["used"])
-    band = ProgressBand.from_json(state["band"])
-    start_st = data_hist.get(x_start)
-    # after a re-plan the band was computed from the incumbent, so measure from there too
-    replanned = bool(state.get("replans"))
-    start_mean = start_st.mean if start_st is not None and not replanned else None
-    tracker = ProgressTracker(problem.sign, start_mean)
-    if ex.get("tracker"):
-        tracker.history = History.from_json(ex["tracker"])
-    # the band's checkpoints count from the start of execution; shift past what is done
-    monitor = DeviationMonitor(
-        ProgressBand([c - used0 for c in band.checkpoints], band.lower, band.median, band.upper),
-        k_consecutive=cfg.deviation_k, tolerance=cfg.band_tolerance,
+    monitor = None
+    if cfg.replan and len(state.get("replans", [])) < cfg.max_replans:
+        cps = list(state["monitor"]["checkpoints"])
+        monitor = stages.PredictionMonitor(
+            stages.EnsemblePredictor(ens.replicas, weights, cfg.n_postreps), cps, problem.sign,
+            cfg.false_alarm,
+        )
+        monitor.next_index = sum(c <= used0 for c in cps)
+    step = stages.execute(
+        problem, Schedule.from_json(state["schedule"]), total, used0,
+        np.asarray(ex["incumbent"]) if ex.get("incumbent") else _start(state, ctx), cfg.seed,
+        history=History.from_json(ex["history"]) if ex.get("history") else None,
+        trajectory=Trajectory.from_json(ex["trajectory"]) if ex.get("trajectory") else None,
+        monitor=monitor,
+        on_progress=lambda used: _emit("execute", used=used, total=total),
     )
-    monitor.next_index = sum(c - used0 <= 0 for c in band.checkpoints)
-    reason: list[str] = []
-    can_replan = cfg.replan and len(state.get("replans", [])) < cfg.max_replans
-
-    def on_eval(x, values, used):
-        imp = tracker.add(x, values)
-        _emit("execute", used=used0 + used, total=total)
-        if can_replan and not reason:
-            r = monitor.observe(used, imp)
-            if r:
-                reason.append(r)
-
-    sched = Schedule.from_json(state["schedule"])
-    run = execute_schedule(
-        problem, sched, total - used0, x0=incumbent, seed=cfg.seed, history=history,
-        on_evaluate=on_eval, stop=lambda: bool(reason),
-    )
-    for b, x, e in run.trajectory.points:
-        traj.record(used0 + b, x, e)
-    used = used0 + run.budget_used
-    traj.budget_used = used
+    log = list(ex.get("monitor", [])) + (monitor.log if monitor is not None else [])
     execution = {
-        "used": used, "trajectory": traj.to_json(), "history": run.history.to_json(),
-        "incumbent": run.trajectory.best_x.tolist(), "tracker": tracker.history.to_json(),
-        "monitor": monitor.log, "pending_replan": reason[0] if reason else None,
-        "segments": [[s, g, u, x.tolist()] for s, g, u, x in run.segments],
+        "used": step.used, "trajectory": step.trajectory.to_json(),
+        "history": step.history.to_json(), "incumbent": step.incumbent.tolist(),
+        "monitor": log, "pending_replan": step.reason,
+        "segments": list(ex.get("segments", []))
+        + [[s, g, u, x.tolist()] for s, g, u, x in step.segments],
     }
     return {
         "execution": execution,
-        "events": [{
-            "node": "execute", "used": used, "of": total, "stopped": bool(reason),
-            "reason": reason[0] if reason else None,
-        }],
+        "events": [{"node": "execute", "used": step.used, "of": total,
+                    "stopped": bool(step.reason), "reason": step.reason}],
     }
 
 
-def route_execution(state: SocratesState) -> Literal["replan", "report"]:
+def route_execution(state: SocratesState) -> Literal["replan", "final_selection"]:
     ex = state["execution"]
-    total = _cfg(state).budget - state["data_used"]
-    return "replan" if ex.get("pending_replan") and ex["used"] < total else "report"
+    total = _cfg(state).schedule_budget(state["data_used"])
+    return "replan" if ex.get("pending_replan") and ex["used"] < total else "final_selection"
 
 
 @node
 def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
-    """Reweight replicas by the real data, race from the incumbent, revise the rest of π."""
-    from simopt.portfolio import post_replicate
+    """Reweight replicas by the real evaluations, race from the incumbent, revise the rest."""
+    from simopt.portfolio import PortfolioSummary  # noqa: F401  (summary type of the race)
 
     ctx = _ctx(runtime)
     cfg = _cfg(state)
@@ -428,51 +415,59 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     ex = state["execution"]
     history = History.from_json(ex["history"])
     incumbent = np.asarray(ex["incumbent"])
-    remaining = cfg.budget - state["data_used"] - ex["used"]
-    # reweight: w_k ∝ 1 / (MSE_k + eps) of replica means against real means at evaluated designs
-    X = [s.x for s in history.stats.values() if s.n >= 2]
-    real = np.array([s.mean for s in history.stats.values() if s.n >= 2])
-    mses = []
-    for rep in ens.replicas:
-        pred = post_replicate(rep, X, cfg.n_postreps)
-        p = np.array([pred[k] for k in pred])
-        mses.append(float(np.mean((p - real) ** 2)) if len(real) else 1.0)
-    w = 1.0 / (np.asarray(mses) + 1e-9 * (1 + np.mean(mses)))
-    weights = (w / w.sum()).tolist()
+    remaining = cfg.schedule_budget(state["data_used"]) - ex["used"]
+    weights = stages.reweight(ens.replicas, history, cfg.n_postreps)
     _emit("replan", remaining=remaining, reason=ex["pending_replan"])
-    summary = evaluate_portfolio(
-        ens.replicas, weights, cfg.solvers, remaining, x0=incumbent, macroreps=1,
-        seed=cfg.seed + 1 + len(state.get("replans", [])), n_postreps=cfg.n_postreps,
-        n_jobs=cfg.n_jobs, executor=_executor(ctx), options=cfg.solver_options,
+    names = _capable(state, ctx)
+    summary = stages.race(
+        ens.replicas, weights, names, remaining, incumbent, 1,
+        cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
+        _executor(ctx), cfg.solver_options,
     )
-    integer = any(v.integer for v in real_problem(state, ctx).variables)
     # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
     current = [s.solver for s in Schedule.from_json(state["schedule"]).segments]
     sched, info = propose_schedule(
-        state["problem"], summary, [], llm=ctx.llm, score=cfg.score, integer_problem=integer,
+        state["problem"], summary, [], llm=ctx.llm, score=cfg.score, allowed=names,
         prefer=current,
     )
     sched = cfg.with_options(sched)
-    band = expected_progress_band(
-        ens.replicas, weights, sched, remaining, incumbent,
-        n_checkpoints=max(2, cfg.n_checkpoints // 2), macroreps=cfg.macroreps,
-        seed=cfg.seed,
-    )
-    used = ex["used"]
-    band = ProgressBand(
-        [c + used for c in band.checkpoints], band.lower, band.median, band.upper
-    )
     old = Schedule.from_json(state["schedule"]).describe()
     record = {
-        "budget": used + state["data_used"], "reason": ex["pending_replan"], "old": old,
+        "budget": ex["used"] + state["data_used"], "reason": ex["pending_replan"], "old": old,
         "new": sched.describe(), "weights": weights, **info,
     }
-    execution = dict(ex, pending_replan=None, tracker=None)
     return {
-        "schedule": sched.to_json(), "band": band.to_json(), "execution": execution,
+        "schedule": sched.to_json(),
+        "execution": dict(ex, pending_replan=None),
         "ensemble": dict(state.get("ensemble", {}), weights=weights),
         "replans": [*state.get("replans", []), record],
         "events": [{"node": "replan", **record}],
+    }
+
+
+@node
+def final_selection(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
+    """Stage 3, last step (:mod:`simopt.socrates.select`): choose among the best designs of
+    the whole real history and estimate the choice on fresh replications."""
+    ctx = _ctx(runtime)
+    cfg = _cfg(state)
+    problem = real_problem(state, ctx)
+    ex = state["execution"]
+    exec_hist = History.from_json(ex["history"])
+    incumbent = np.asarray(ex["incumbent"])
+    # what the reserve holds, plus whatever the schedule left unspent
+    reserve = cfg.budget - state["data_used"] - int(ex["used"])
+    if cfg.final_selection <= 0 or reserve < 2:
+        final = stages.select.naive_answer(exec_hist, incumbent)
+    else:
+        _emit("final_selection", reserve=reserve)
+        merged = stages.select.merge_histories(stages.data_history(_data(state, ctx)), exec_hist)
+        final = stages.final_selection(problem, merged, reserve, seed=cfg.seed,
+                                       incumbent=incumbent, top=cfg.final_top)
+    return {
+        "final": final.to_json(),
+        "events": [{"node": "final_selection", "x": final.x.tolist(),
+                    "estimate": final.describe(), "reps": final.replications}],
     }
 
 
@@ -484,16 +479,17 @@ def report(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     problem = real_problem(state, ctx)
     ex = state.get("execution") or {}
     result: dict[str, Any] = {"status": "rejected" if not state.get("approved") else "finished"}
-    if ex.get("trajectory"):
-        traj = Trajectory.from_json(ex["trajectory"])
-        hist = History.from_json(ex["history"])
-        best_x = traj.best_x
-        st = hist.get(best_x)
+    if state.get("final"):
+        fin = stages.FinalAnswer.from_json(state["final"])
         result.update({
-            "best_x": best_x.tolist(),
-            "best_estimate": st.mean if st is not None else traj.best_estimate,
-            "best_reps": st.n if st is not None else 0,
-            "budget_used": state["data_used"] + ex["used"],
+            "best_x": fin.x.tolist(),
+            "best_estimate": fin.estimate,
+            "ci": [fin.ci[0], fin.ci[1]],
+            "ci_level": fin.level,
+            "best_reps": fin.n,
+            "fresh_estimate": fin.fresh,
+            "selection_reps": fin.selection_reps,
+            "budget_used": state["data_used"] + ex["used"] + fin.replications,
             "data_used": state["data_used"],
         })
     result["real_replications_this_process"] = problem.real_replications
@@ -520,18 +516,20 @@ def build_graph(checkpointer=None):
     g.add_node("approve", approve)
     g.add_node("execute", execute)
     g.add_node("replan", replan)
+    g.add_node("final_selection", final_selection)
     g.add_node("report", report)
 
     g.add_edge(START, "describe")
-    g.add_edge("describe", "skeleton")
-    g.add_edge("skeleton", "collect_data")
-    g.add_edge("collect_data", "fit_replicas")
+    g.add_edge("describe", "collect_data")
+    g.add_edge("collect_data", "skeleton")
+    g.add_edge("skeleton", "fit_replicas")
     g.add_edge("fit_replicas", "evaluate_portfolio")
     g.add_edge("evaluate_portfolio", "meta_optimize")
     g.add_conditional_edges("meta_optimize", route_meta)
     g.add_conditional_edges("approve", route_approval)
     g.add_conditional_edges("execute", route_execution)
     g.add_edge("replan", "execute")
+    g.add_edge("final_selection", "report")
     g.add_edge("report", END)
     return g.compile(checkpointer=checkpointer)
 
@@ -547,10 +545,16 @@ class SocratesResult:
     """What a SOCRATES run produced.
 
     Attributes:
-        best_x: the recommended design.
-        best_estimate: its sample mean on the real system.
+        best_x: the recommended design (the final selection's choice).
+        best_estimate: its mean over ``estimate_reps`` fresh replications that played no part
+            in choosing it (unbiased), or, with ``final_selection=0``, its sample mean in the
+            execution (biased by selection; ``estimate_fresh`` is then False).
+        estimate_ci: the 95% Student-t interval of ``best_estimate``.
+        estimate_reps: replications behind ``best_estimate``.
+        estimate_fresh: whether those replications are independent of the choice.
         schedule: the last schedule executed.
-        trajectory: recommendations over the whole real budget (data collection included).
+        trajectory: recommendations over the whole real budget (data collection included; the
+            last point is the final selection's answer).
         replans: every re-plan with its reason.
         replicas: the ensemble summary (weights, names).
         state: the final graph state.
@@ -564,6 +568,20 @@ class SocratesResult:
     replicas: dict
     run_dir: Path
     state: dict
+    estimate_ci: tuple[float, float] | None = None
+    estimate_reps: int = 0
+    estimate_fresh: bool = False
+
+    def describe_estimate(self) -> str:
+        """``"mean ± half-width (95% CI, n fresh replications)"``."""
+        if self.best_estimate is None:
+            return "no estimate (nothing ran on the real system)"
+        if self.estimate_ci is None:
+            return f"{self.best_estimate:.4g}"
+        half = 0.5 * (self.estimate_ci[1] - self.estimate_ci[0])
+        kind = "fresh" if self.estimate_fresh else "selection-biased"
+        return (f"{self.best_estimate:.4g} ± {half:.3g} (95% CI, {self.estimate_reps} {kind} "
+                "replications)")
 
     @property
     def budget_used(self) -> int:
@@ -581,10 +599,13 @@ def result_from_state(state: dict) -> SocratesResult:
     if ex.get("trajectory"):
         t = Trajectory.from_json(ex["trajectory"])
         data_used = int(state.get("data_used", 0))
-        traj = Trajectory(budget=t.budget + data_used, solver="socrates")
+        traj = Trajectory(budget=int(state["config"]["budget"]), solver="socrates")
         for b, x, e in t.points:
             traj.record(data_used + b, x, e)
         traj.budget_used = data_used + t.budget_used
+        if "best_x" in res:
+            traj.record(int(res["budget_used"]), np.asarray(res["best_x"]), res["best_estimate"])
+            traj.budget_used = int(res["budget_used"])
     return SocratesResult(
         best_x=np.asarray(res["best_x"]) if "best_x" in res else None,
         best_estimate=res.get("best_estimate"),
@@ -594,6 +615,9 @@ def result_from_state(state: dict) -> SocratesResult:
         replicas=dict(state.get("ensemble", {})),
         run_dir=Path(res.get("run_dir", ".")),
         state=state,
+        estimate_ci=tuple(res["ci"]) if "ci" in res else None,
+        estimate_reps=int(res.get("best_reps", 0)),
+        estimate_fresh=bool(res.get("fresh_estimate", False)),
     )
 
 

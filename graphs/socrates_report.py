@@ -64,6 +64,14 @@ def _plot_progress(state: dict, path: Path, problem: Problem) -> None:
     ys = [p[2] for p in pts]
     ax.step(xs, ys, where="post", label="recommended design (own estimate)", color="#4c72b0")
     ax.axvline(data_used, color="#999", ls=":", label="end of data collection")
+    fin = state.get("final")
+    if fin and np.isfinite(fin["estimate"]):
+        end = data_used + int(ex["used"]) + int(fin["n"]) + int(fin.get("selection_reps", 0))
+        lo, hi = fin["ci"]
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.errorbar([end], [fin["estimate"]], yerr=[[fin["estimate"] - lo],
+                        [hi - fin["estimate"]]], fmt="o", color="#dd8452", capsize=4,
+                        label="final answer, 95% CI from fresh replications")
     for rp in state.get("replans", []):
         ax.axvline(rp["budget"], color="#c44e52", ls="--", alpha=0.8)
     if problem.known_optimum is not None:
@@ -106,12 +114,18 @@ def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Pr
     lines = [f"# SOCRATES on {problem.name}", ""]
     if "best_x" in result:
         x = np.round(np.asarray(result["best_x"], dtype=float), 6).tolist()
+        lo, hi = result.get("ci", (float("nan"), float("nan")))
+        kind = ("fresh replications that played no part in choosing it (unbiased)"
+                if result.get("fresh_estimate") else
+                "replications that also chose it (biased by selection: no final selection)")
         lines += [
             f"- recommended design: `{x}`",
-            f"- its estimate: {result['best_estimate']:.6g} from {result['best_reps']} "
-            "replications",
+            f"- its estimate: {result['best_estimate']:.6g}, "
+            f"{100 * result.get('ci_level', 0.95):.0f}% CI [{lo:.6g}, {hi:.6g}], from "
+            f"{result['best_reps']} {kind}",
             f"- real replications: {result['budget_used']} "
-            f"({result['data_used']} for replica data)",
+            f"({result['data_used']} for replica data, {result.get('selection_reps', 0)} for the "
+            "final selection)",
         ]
     if problem.known_optimum is not None:
         lines.append(f"- known optimum: {problem.known_optimum[1]:.6g}")
@@ -127,11 +141,26 @@ def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Pr
         lines.append(f"- {Schedule.from_json(sched).describe()}: score {score:.4f}")
     if state.get("schedule"):
         lines += ["", f"Chosen: **{Schedule.from_json(state['schedule']).describe()}**"]
-    lines += ["", "## Re-plans", ""]
+    lines += ["", "## Monitoring and re-plans", ""]
+    mon = state.get("monitor") or {}
+    if mon.get("calibration"):
+        cal = mon["calibration"]
+        lines.append(f"- monitor: one-sided test of the incumbent's real mean against the "
+                     f"replicas' prediction at checkpoints {mon.get('checkpoints')}, family "
+                     f"false-alarm rate {mon.get('alpha')}; measured on the replicas: "
+                     f"{cal['fired']} of {cal['runs']} runs fired (weighted rate "
+                     f"{cal['rate']:.2f})")
     for rp in state.get("replans", []):
         lines.append(f"- at {rp['budget']}: {rp['reason']}; {rp['old']} -> {rp['new']}")
     if not state.get("replans"):
-        lines.append("- none: real progress stayed inside the expected band")
+        lines.append("- no re-plan: the real system was never significantly worse than the "
+                     "replicas predicted")
+    fin = state.get("final") or {}
+    if fin.get("candidates"):
+        lines += ["", "## Final selection", "",
+                  "| candidate | pooled mean (chose it) | replications |", "|---|---|---|"]
+        for cx, cm, cn in fin["candidates"]:
+            lines.append(f"| `{np.round(np.asarray(cx, float), 6).tolist()}` | {cm:.6g} | {cn} |")
     lines += ["", "Files: skeleton.json, skeleton.png, portfolio.json, progress.png, "
               "result.json, events.json, journal.jsonl (every real replication)."]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -52,14 +52,36 @@ class SocratesConfig(BaseModel):
     )
     final_selection: float = Field(
         0.1, ge=0, le=0.3,
-        description="Budget share for a final Kim-Nelson selection among the segments' "
-        "incumbents (guards against a lucky noisy estimate).",
+        description="Share of the execution budget reserved for the final selection: OCBA "
+        "among the best designs of the whole real history, then fresh replications of the "
+        "chosen one for an unbiased estimate and its confidence interval (0 disables it; the "
+        "answer is then the schedule's incumbent with its own, selection-biased, mean).",
     )
-    n_checkpoints: int = Field(5, ge=2, le=50, description="Progress checks during execution.")
-    deviation_k: int = Field(2, ge=1, le=10, description="Out-of-band checks in a row to re-plan.")
-    band_tolerance: float = Field(0.25, ge=0, le=10, description="Band widening, share of width.")
+    final_top: int = Field(5, ge=1, le=50, description="Candidates of the final selection.")
+    n_checkpoints: int = Field(4, ge=1, le=50, description="Monitor checks during execution.")
+    false_alarm: float = Field(
+        0.1, gt=0, lt=1,
+        description="Family false-alarm rate of the monitor: the chance of any re-plan in a run "
+        "whose replicas predict the real system correctly (one-sided test, Bonferroni over "
+        "the checkpoints).",
+    )
+    calibrate_monitor: bool = Field(
+        True, description="Measure the monitor's false-alarm rate on the replicas before "
+        "execution (each replica in turn plays the real system).",
+    )
+    robustness: float = Field(
+        0.5, ge=0, le=5,
+        description="Weight of the spread across replicas and seeds in a schedule's score: "
+        "score = c(mean gap) + robustness * (c(90% quantile) - c(mean gap)).",
+    )
+    composition: Literal["meta", "best_single"] = Field(
+        "meta", description="'meta': the meta-optimizer composes schedules (the best single "
+        "solver stays a candidate); 'best_single': the best single solver on the replicas "
+        "(an ablation).",
+    )
     max_replans: int = Field(2, ge=0, le=10, description="Re-plans allowed.")
-    replan: bool = Field(True, description="Re-plan when real progress leaves the band.")
+    replan: bool = Field(True, description="Re-plan when the real system is significantly "
+                         "worse than the replicas predicted.")
     approve: bool = Field(False, description="Pause for human approval before execution.")
     n_jobs: int = Field(1, ge=1, le=256, description="Parallel workers for replica races.")
 
@@ -96,11 +118,22 @@ class SocratesConfig(BaseModel):
             Segment(s.solver, s.fraction, {**self.solver_options.get(s.solver, {}), **s.options})
             for s in schedule.segments
         ]
-        return Schedule(segs, self.final_selection or schedule.final_selection)
+        # the final selection is a stage of its own (simopt.socrates.select), not a segment
+        return Schedule(segs, 0.0)
 
     @property
     def data_budget(self) -> int:
         return int(round(self.data_fraction * self.budget))
+
+    def reserve(self, data_used: int) -> int:
+        """Replications kept for the final selection (see ``simopt.socrates.execute``)."""
+        from simopt.socrates import reserve_for
+
+        return reserve_for(self.budget - int(data_used), self.final_selection)
+
+    def schedule_budget(self, data_used: int) -> int:
+        """Replications the schedule may spend: the budget less data and reserve."""
+        return self.budget - int(data_used) - self.reserve(data_used)
 
 
 class SocratesState(TypedDict, total=False):
@@ -121,8 +154,9 @@ class SocratesState(TypedDict, total=False):
     tried: list  # [[schedule JSON, score], ...] scored by the meta-optimizer
     round: int  # meta-optimizer loop counter
     schedule: dict  # the best schedule so far (JSON)
-    band: dict  # ProgressBand JSON for the schedule being executed
-    execution: dict  # trajectory, history, budget used, segments, incumbent
+    monitor: dict  # checkpoints, threshold and measured false-alarm rate of the monitor
+    execution: dict  # trajectory, history, budget used, segments, incumbent, monitor log
+    final: dict  # FinalAnswer JSON: the chosen design, its estimate and interval
     replans: list  # [{budget, reason, old, new}]
     approved: bool
     result: dict

@@ -2,7 +2,9 @@
 
 A :class:`Schedule` is a list of segments, each a solver with a fraction of the budget and its
 options; fractions sum to one (they are normalized on construction). Optionally a fraction of
-the budget is reserved for a final ranking-and-selection among the segments' incumbents.
+the budget is reserved for a final ranking-and-selection among the segments' incumbents and the
+history's best designs. (SOCRATES runs its schedules without it and ends with its own final
+selection stage, :mod:`simopt.socrates.select`, which also gives an unbiased estimate.)
 
 Hand-off rules (SOCRATES stage 2/3): each segment starts from the previous segment's incumbent
 (``x0`` warm start) and receives the whole evaluated history, so model-based solvers fit on it
@@ -211,7 +213,10 @@ def execute_schedule(
 
     reserve += carry
     if not stopped and reserve > 0:
-        cands = _distinct([s[3] for s in seg_log])
+        # the segments' incumbents and the best designs of the history, so the reserve is
+        # spent even when every segment ended on the same design
+        top = sorted(hist.stats.values(), key=lambda s: problem.sign * s.mean)[:4]
+        cands = _distinct([s[3] for s in seg_log] + [s.x for s in top])
         if len(cands) >= 2:
             sel = solvers.get("ranking_selection", candidates=cands)
             traj = sel.run(
@@ -239,157 +244,3 @@ def _distinct(xs: list[np.ndarray]) -> list[np.ndarray]:
         if not any(np.allclose(x, y) for y in out):
             out.append(np.asarray(x, dtype=float))
     return out
-
-
-# ---- expected-progress bands and deviation detection (SOCRATES stage 3) ----------------------
-
-
-class ProgressTracker:
-    """Improvement of the best well-replicated design over the start, as evaluations arrive.
-
-    The same statistic is computed on replicas (for the band) and on the real system, so the
-    two are comparable: ``sign * (mean(start) - best mean among designs with >= min_reps)``,
-    floored at 0. ``start_mean`` defaults to the first evaluated design's mean.
-    """
-
-    def __init__(self, sign: float, start_mean: float | None = None, min_reps: int = 2):
-        self.sign, self.start_mean, self.min_reps = sign, start_mean, min_reps
-        self.history = History()
-
-    def add(self, x: np.ndarray, values: np.ndarray) -> float:
-        st = self.history.add(x, values)
-        if self.start_mean is None:
-            self.start_mean = st.mean
-        return self.improvement
-
-    @property
-    def improvement(self) -> float:
-        best = self.history.best(self.sign > 0, self.min_reps)
-        if best is None or best.n < self.min_reps or self.start_mean is None:
-            return 0.0
-        return max(0.0, self.sign * (self.start_mean - best.mean))
-
-
-def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    order = np.argsort(values)
-    v, w = values[order], weights[order]
-    cw = np.cumsum(w) / np.sum(w)
-    return float(np.interp(q, cw - w / (2 * np.sum(w)), v))
-
-
-@dataclass
-class ProgressBand:
-    """Quantiles of the expected improvement at budget checkpoints, from the replica ensemble.
-
-    Attributes:
-        checkpoints: budgets (replications since the schedule's start) where progress is checked.
-        lower, median, upper: improvement quantiles (objective units, positive = better).
-        quantiles: the (lower, upper) probability levels.
-    """
-
-    checkpoints: list[int]
-    lower: list[float]
-    median: list[float]
-    upper: list[float]
-    quantiles: tuple[float, float] = (0.1, 0.9)
-
-    def to_json(self) -> dict:
-        return {
-            "checkpoints": self.checkpoints, "lower": self.lower, "median": self.median,
-            "upper": self.upper, "quantiles": list(self.quantiles),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict) -> ProgressBand:
-        return cls(
-            [int(c) for c in d["checkpoints"]], list(d["lower"]), list(d["median"]),
-            list(d["upper"]), tuple(d.get("quantiles", (0.1, 0.9))),
-        )
-
-
-def expected_progress_band(
-    replicas: Sequence[Problem],
-    weights: Sequence[float],
-    schedule: Schedule,
-    budget: int,
-    x0: Sequence[float] | np.ndarray,
-    n_checkpoints: int = 5,
-    macroreps: int = 3,
-    seed: int = 0,
-    quantiles: tuple[float, float] = (0.1, 0.9),
-) -> ProgressBand:
-    """Run ``schedule`` on every replica ``macroreps`` times and take weighted quantiles of the
-    improvement over the start (:class:`ProgressTracker`) at ``n_checkpoints`` evenly spaced
-    budgets.
-
-    Each replica's runs get weight ``w_k / macroreps``.
-    """
-    checkpoints = [int(round(budget * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)]
-    rows, ws = [], []
-    for k, (rep, w) in enumerate(zip(replicas, weights, strict=True)):
-        for m in range(macroreps):
-            tracker = ProgressTracker(rep.sign)
-            seen = np.zeros(len(checkpoints))
-
-            def on_eval(x, values, used, tracker=tracker, seen=seen):
-                imp = tracker.add(x, values)
-                for i, c in enumerate(checkpoints):
-                    if used <= c:
-                        seen[i] = imp  # the last value at or before checkpoint c
-
-            run = execute_schedule(
-                rep, schedule, budget, x0=x0, seed=seed + 1000 * k + m, on_evaluate=on_eval
-            )
-            # a schedule that ended early keeps its final improvement at later checkpoints
-            late = np.asarray(checkpoints) > run.budget_used
-            seen[late] = tracker.improvement
-            rows.append(seen.copy())
-            ws.append(w / macroreps)
-    arr, wv = np.array(rows), np.array(ws, dtype=float)
-    lo = [_weighted_quantile(arr[:, i], wv, quantiles[0]) for i in range(len(checkpoints))]
-    md = [_weighted_quantile(arr[:, i], wv, 0.5) for i in range(len(checkpoints))]
-    hi = [_weighted_quantile(arr[:, i], wv, quantiles[1]) for i in range(len(checkpoints))]
-    return ProgressBand(checkpoints, lo, md, hi, quantiles)
-
-
-@dataclass
-class DeviationMonitor:
-    """Flags when real progress leaves the expected band ``k_consecutive`` checkpoints in a row.
-
-    Call :meth:`observe` with the budget used and the current improvement; it returns the
-    reason string when a re-plan is due (else None). ``tolerance`` widens the band by that
-    fraction of its width on each side, to absorb estimation noise on the real system.
-    """
-
-    band: ProgressBand
-    k_consecutive: int = 2
-    tolerance: float = 0.0
-    next_index: int = 0
-    streak: int = 0
-    log: list[dict] = field(default_factory=list)
-
-    def observe(self, budget_used: int, improvement: float) -> str | None:
-        reason = None
-        while (
-            self.next_index < len(self.band.checkpoints)
-            and budget_used >= self.band.checkpoints[self.next_index]
-        ):
-            i = self.next_index
-            lo, hi = self.band.lower[i], self.band.upper[i]
-            pad = self.tolerance * max(hi - lo, 1e-12)
-            outside = improvement < lo - pad or improvement > hi + pad
-            self.streak = self.streak + 1 if outside else 0
-            self.log.append({
-                "checkpoint": self.band.checkpoints[i], "improvement": float(improvement),
-                "lower": lo, "upper": hi, "outside": bool(outside),
-            })
-            self.next_index += 1
-            if self.streak >= self.k_consecutive:
-                side = "below" if improvement < lo else "above"
-                reason = (
-                    f"real improvement {improvement:.4g} {side} the expected band "
-                    f"[{lo:.4g}, {hi:.4g}] at budget {self.band.checkpoints[i]} "
-                    f"({self.streak} checkpoints in a row)"
-                )
-                self.streak = 0
-        return reason

@@ -1,9 +1,12 @@
-"""``socrates optimize --problem NAME --solver NAME --budget N [--seed S] [--json]``
-and ``socrates optimize --problem NAME|--problem-file F.py:factory --method socrates ...``.
+"""``socrates optimize --problem NAME|--problem-file F.py:factory [--budget N] [--seed S]``
+runs SOCRATES; ``socrates optimize --resume RUN_DIR`` continues a killed SOCRATES run;
+``socrates optimize --problem NAME --solver NAME ...`` (or ``--method solver``) runs one solver.
 
-Runs one solver of the portfolio on a built-in problem with a progress bar, then evaluates the
-recommendations by independent post-replications (SimOpt's metrics) and saves a run folder under
-the runs directory (``./runs`` or ``$SOCRATES_RUNS_DIR``)::
+A SOCRATES run folder (``runs/socrates-<problem>-s<seed>-<timestamp>/``) holds the journal of
+every real replication, the graph's checkpoint, ``cli.json`` (how the run was started),
+``status.json`` and the report. One solver runs with a progress bar, its recommendations are
+evaluated by independent post-replications (SimOpt's metrics) and its folder is saved under the
+runs directory (``./runs`` or ``$SOCRATES_RUNS_DIR``)::
 
     runs/optimize-<problem>-<solver>-s<seed>-<timestamp>/
         config.json       problem, solver, budget, seed, options
@@ -124,20 +127,77 @@ def run_optimize(
     return summary
 
 
+CLI_CONFIG = "cli.json"  # how the run was started, for --resume
+STATUS = "status.json"  # {"status": "running" | "finished"}
+
+
+def _status(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / STATUS).read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def unfinished_runs(runs_dir: Path, problem_name: str, seed: int) -> list[Path]:
+    """Run folders of ``problem_name`` with ``seed`` that were started and never finished."""
+    prefix = f"socrates-{problem_name.replace('/', '_')}-s{seed}-"
+    if not runs_dir.is_dir():
+        return []
+    return sorted(f for f in runs_dir.iterdir()
+                  if f.is_dir() and f.name.startswith(prefix) and _status(f) == "running")
+
+
 def run_socrates_cli(
     problem_spec: str, budget: int | None, seed: int, progress: bool, llm: str | None,
-    approve: bool, rounds: int, runs_dir: Path | None = None,
+    approve: bool, rounds: int, runs_dir: Path | None = None, resume: Path | None = None,
 ) -> dict:
-    """SOCRATES on a problem with progress bars; returns the summary (and writes the folder)."""
+    """SOCRATES on a problem with progress bars; returns the summary (and writes the folder).
+
+    Every run folder holds ``cli.json`` (how it was started), ``status.json`` and a LangGraph
+    checkpoint (``checkpoints.sqlite``) beside the journal, so ``resume=FOLDER`` continues a
+    killed run: the graph restarts at its last finished node and every real replication already
+    paid for is replayed from the journal, so nothing is simulated twice and the result equals
+    an uninterrupted run with the same seed.
+    """
+    from graphs.checkpointing import sqlite_checkpointer
     from graphs.settings import load_settings
     from graphs.socrates import load_problem, run_socrates
 
     settings = load_settings()
-    problem = load_problem(problem_spec)
-    budget = problem.default_budget // 5 if budget is None else int(budget)
-    folder = (runs_dir or _runs_dir()) / (
-        f"socrates-{problem.name.replace('/', '_')}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    if resume is not None:
+        folder = Path(resume)
+        try:
+            started = json.loads((folder / CLI_CONFIG).read_text())
+        except (OSError, ValueError):
+            raise InputError(f"{folder} is not a SOCRATES run folder (no readable {CLI_CONFIG}); "
+                             "give the folder a `socrates optimize` run printed") from None
+        if _status(folder) == "finished":
+            raise InputError(f"the run in {folder} has finished: see {folder}/report.md")
+        problem_spec, budget, seed = started["problem"], started["budget"], started["seed"]
+        llm, approve, rounds = started["llm"], started["approve"], started["rounds"]
+        problem = load_problem(problem_spec)
+    else:
+        problem = load_problem(problem_spec)
+        budget = problem.default_budget // 5 if budget is None else int(budget)
+        base = runs_dir or _runs_dir()
+        for old in unfinished_runs(base, problem.name, seed):
+            console_err.print(f"note: an earlier run of {problem.name} with seed {seed} did not "
+                              f"finish; continue it with `socrates optimize --resume {old}`",
+                              markup=False, highlight=False)
+        stem = f"socrates-{problem.name.replace('/', '_')}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder, i = base / stem, 1
+        while folder.exists():  # two runs started in the same second get their own folders
+            i += 1
+            folder = base / f"{stem}-{i}"
+        folder.mkdir(parents=True)
+        spec = problem_spec
+        if ":" in spec and spec.split(":", 1)[0].endswith(".py"):  # resumable from anywhere
+            path, factory = spec.split(":", 1)
+            spec = f"{Path(path).resolve()}:{factory}"
+        (folder / CLI_CONFIG).write_text(json.dumps(
+            {"problem": spec, "budget": budget, "seed": seed, "llm": llm, "approve": approve,
+             "rounds": rounds}, indent=2))
+    (folder / STATUS).write_text(json.dumps({"status": "running"}))
     llm_spec = llm or settings.llm
 
     def ask(request: dict) -> bool:
@@ -147,7 +207,9 @@ def run_socrates_cli(
 
     t0 = time.perf_counter()
     kwargs = dict(seed=seed, run_dir=folder, approve=approve, rounds=rounds,
-                  approve_fn=ask, llm=None if llm_spec == "offline" else llm_spec)
+                  approve_fn=ask, llm=None if llm_spec == "offline" else llm_spec,
+                  checkpointer=sqlite_checkpointer(folder / "checkpoints.sqlite"),
+                  thread_id="cli")
     if progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -166,6 +228,7 @@ def run_socrates_cli(
             res = run_socrates(problem, budget, on_event=on_event, **kwargs)
     else:
         res = run_socrates(problem, budget, **kwargs)
+    (folder / STATUS).write_text(json.dumps({"status": "finished"}))
     summary: dict = {
         "problem": problem.name, "method": "socrates", "budget": budget, "seed": seed,
         "wall_s": round(time.perf_counter() - t0, 2), "run_dir": str(folder),
@@ -176,7 +239,9 @@ def run_socrates_cli(
     if res.best_x is not None:
         post = problem.simulate(res.best_x, N_POSTREPS, seed=POSTREP_SEED).mean
         summary.update(best_x=res.best_x.tolist(), estimate=res.best_estimate,
-                       post_estimate=float(post))
+                       estimate_ci=list(res.estimate_ci) if res.estimate_ci else None,
+                       estimate_reps=res.estimate_reps, estimate_fresh=res.estimate_fresh,
+                       estimate_text=res.describe_estimate(), post_estimate=float(post))
         if problem.known_optimum is not None:
             f_star = float(problem.known_optimum[1])
             f_x0 = problem.simulate(problem.x0, N_POSTREPS, seed=POSTREP_SEED).mean
@@ -189,15 +254,20 @@ def optimize(
                                 "problems list)."),
     problem_file: str = typer.Option(None, "--problem-file", help="Your own system: "
                                      "path/to/file.py:factory returning a simopt.Problem."),
-    method: str = typer.Option("solver", "--method", help="'solver' (one solver, see "
-                               "--solver) or 'socrates' (the full pipeline)."),
+    method: str = typer.Option(None, "--method", help="'socrates' (the full pipeline, the "
+                               "default) or 'solver' (one solver, see --solver; implied by "
+                               "--solver)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue a killed SOCRATES run from its "
+                                "folder (journal + checkpoint): nothing paid for is simulated "
+                                "again."),
     llm: str = typer.Option(None, "--llm", help="LLM for SOCRATES: offline or openai:MODEL "
                             "(default: the SOCRATES_LLM setting)."),
     approve: bool = typer.Option(False, "--approve", help="SOCRATES: ask before running the "
                                  "schedule on the real system."),
     rounds: int = typer.Option(4, "--rounds", min=1, max=20, help="SOCRATES: meta-optimizer "
                                "rounds."),
-    solver: str = typer.Option("gp_bo", "--solver", help="Solver name: random_search, gp_bo, "
+    solver: str = typer.Option(None, "--solver", help="One solver instead of SOCRATES "
+                               "(default gp_bo with --method solver): random_search, gp_bo, "
                                "spsa, nelder_mead, cmaes, trust_region, ranking_selection, "
                                "integer_local_search."),
     budget: int = typer.Option(None, "--budget", help="Replications of the system "
@@ -206,16 +276,26 @@ def optimize(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
-    """Optimize a problem with one solver or with SOCRATES and save the run folder."""
-    if (problem is None) == (problem_file is None):
+    """Optimize a problem with SOCRATES (or one solver) and save the run folder."""
+    if resume is not None:
+        if problem is not None or problem_file is not None or solver is not None:
+            raise InputError("--resume RUN_DIR continues a run as it was started: give no "
+                             "--problem, --problem-file or --solver with it")
+        method = "socrates"
+    elif (problem is None) == (problem_file is None):
         raise InputError("give exactly one of --problem NAME or --problem-file FILE.py:factory")
+    if method is None:
+        method = "solver" if solver is not None else "socrates"
+    if method == "solver" and solver is None:
+        solver = "gp_bo"
     if method not in ("solver", "socrates"):
         raise InputError(f"--method must be 'solver' or 'socrates', got {method!r}")
     if budget is not None and budget < 10 and method == "socrates":
         raise InputError(f"--budget {budget} is too small for SOCRATES: give at least 10")
     if method == "socrates":
         summary = run_socrates_cli(problem or problem_file, budget, seed,
-                                   progress and not json_out, llm, approve, rounds)
+                                   progress and not json_out, llm, approve, rounds,
+                                   resume=resume)
         if json_out:
             print_json(summary)
             return
@@ -225,8 +305,9 @@ def optimize(
                           markup=False)
         if summary.get("best_x") is not None:
             console.print(f"recommended x = {[round(v, 6) for v in summary['best_x']]}; "
-                          f"estimate {summary['estimate']:.6g}; post-replicated "
-                          f"({N_POSTREPS} reps) {summary['post_estimate']:.6g}", markup=False)
+                          f"estimate {summary['estimate_text']}", markup=False)
+            console.print(f"check by {N_POSTREPS} independent post-replications: "
+                          f"{summary['post_estimate']:.6g}", markup=False)
             if "terminal_gap" in summary:
                 console.print(f"known optimum {summary['f_star']:.6g}; normalized gap "
                               f"{summary['terminal_gap']:.4f}", markup=False)

@@ -110,7 +110,7 @@ class Validated(Exception):
 
 SOCRATES_KEYS = ["data_fraction", "reps_per_design", "n_replicas", "use_skeleton", "solvers",
                  "solver_options", "macroreps", "n_postreps", "rounds", "score",
-                 "final_selection", "n_checkpoints", "deviation_k", "band_tolerance",
+                 "final_selection", "n_checkpoints", "false_alarm", "robustness", "composition",
                  "max_replans", "replan", "approve", "n_jobs", "n_bootstrap"]
 
 

@@ -1,4 +1,4 @@
-"""Schedules: normalization, exact budgets, hand-off, bands and deviation detection."""
+"""Schedules: normalization, exact budgets, hand-off, the reserve for a final selection."""
 
 from __future__ import annotations
 
@@ -7,15 +7,7 @@ import pytest
 
 from simopt import get_problem
 from simopt.errors import InputError
-from simopt.schedule import (
-    DeviationMonitor,
-    ProgressBand,
-    ProgressTracker,
-    Schedule,
-    Segment,
-    execute_schedule,
-    expected_progress_band,
-)
+from simopt.schedule import Schedule, Segment, execute_schedule
 from simopt.solvers.base import History
 
 
@@ -103,35 +95,10 @@ def test_stop_callback_ends_the_schedule_early():
     assert run.stopped and 30 <= run.budget_used < 200
 
 
-def test_progress_tracker_uses_well_replicated_designs():
-    t = ProgressTracker(sign=1.0, start_mean=10.0, min_reps=2)
-    assert t.add(np.array([1.0]), np.array([3.0])) == 0.0  # one replication: not yet trusted
-    assert t.add(np.array([1.0]), np.array([5.0])) == pytest.approx(6.0)
-    assert t.add(np.array([2.0]), np.array([20.0, 20.0])) == pytest.approx(6.0)
-    tmax = ProgressTracker(sign=-1.0, start_mean=1.0)
-    assert tmax.add(np.array([0.0]), np.array([3.0, 3.0])) == pytest.approx(2.0)
-
-
-def test_deviation_monitor_needs_k_consecutive_misses():
-    band = ProgressBand([10, 20, 30, 40], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6])
-    m = DeviationMonitor(band, k_consecutive=2)
-    assert m.observe(10, 0.0) is None  # out once
-    assert m.observe(20, 3.0) is None  # back inside: streak resets
-    assert m.observe(30, 0.0) is None
-    reason = m.observe(40, 0.0)
-    assert reason is not None and "below" in reason and "40" in reason
-    m2 = DeviationMonitor(band, k_consecutive=2, tolerance=10.0)
-    assert m2.observe(40, 0.0) is None  # wide tolerance absorbs the miss
-    assert len(m2.log) == 4  # every passed checkpoint is logged
-
-
-def test_expected_progress_band_is_ordered_and_mostly_positive():
+def test_the_reserve_is_spent_when_every_segment_ends_on_the_same_design():
+    """A schedule whose segments agree still spends its selection reserve (among the best
+    designs of the history), never leaves it on the table."""
     problem = get_problem("EXAMPLE-1")
-    sched = Schedule([Segment("random_search", 0.5), Segment("nelder_mead", 0.5)])
-    band = expected_progress_band(
-        [problem, problem], [0.5, 0.5], sched, 100, problem.x0, n_checkpoints=4, macroreps=2
-    )
-    assert band.checkpoints == [25, 50, 75, 100]
-    for lo, md, hi in zip(band.lower, band.median, band.upper, strict=True):
-        assert lo <= md <= hi
-    assert band.median[-1] > 1.0  # from f(x0) = 8, every schedule improves by more than 1
+    sched = Schedule([Segment("random_search", 1.0)], final_selection=0.2)
+    run = execute_schedule(problem, sched, 50, seed=3)
+    assert run.segments[-1][0] == "ranking_selection" and run.segments[-1][2] > 0

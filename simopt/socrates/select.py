@@ -1,0 +1,278 @@
+"""Final selection with an honest answer (SOCRATES stage 3, last step).
+
+After the schedule, ``R`` real replications are held in reserve. They are spent in two parts:
+
+1. **Selection** (``R_sel`` replications). The candidates are the ``top`` designs of the whole
+   real history (data designs and every design the schedule evaluated) by sample mean, plus the
+   schedule's incumbent. New replications (their own CRN seed, so independent of everything run
+   before) are allocated by OCBA (Chen et al., 2000): with ``b`` the best pooled mean,
+   ``δ_i = |μ_i − μ_b|`` and ``σ_i`` the sample standard deviations,
+
+       N_i / N_j = (σ_i / δ_i)² / (σ_j / δ_j)²          (i, j ≠ b)
+       N_b = σ_b · sqrt(Σ_{i≠b} N_i² / σ_i²),
+
+   in batches, each batch topping designs up toward their OCBA share of the total. The chosen
+   design is the one with the best pooled mean (history and selection replications together).
+
+2. **Confirmation** (the other ``R_conf`` replications, at least half the reserve). The chosen
+   design is simulated on a seed no earlier stage used. These replications played no part in
+   choosing it, so their mean is an unbiased estimate of the chosen design's true value and the
+   Student-t interval ``ȳ ± t_{0.975, n−1} · s / sqrt(n)`` has its nominal coverage (up to the
+   normal approximation), whereas the best sample mean among many designs is biased toward
+   looking good (the winner's curse).
+
+Both parts always spend their replications: with a single candidate the selection share goes
+to the confirmation, so the reserve is never left unspent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats as sps
+
+from simopt.errors import InputError
+from simopt.problem import Problem
+from simopt.solvers.base import DesignStats, History, _key
+
+# CRN seeds of the two phases: far above every seed the other stages use
+# (data designs use seed * 1000 + j, the schedule uses seed itself).
+SELECTION_SEED = 50_000_000
+CONFIRMATION_SEED = 60_000_000
+
+
+@dataclass
+class FinalAnswer:
+    """The recommended design and its honest estimate.
+
+    Attributes:
+        x: the chosen design.
+        estimate: mean of the confirmation replications at ``x``.
+        ci: 95% (``level``) Student-t interval from those replications.
+        n: how many confirmation replications stand behind ``estimate``.
+        level: the interval's confidence level.
+        selection_reps: replications spent choosing among the candidates.
+        candidates: ``[(x, pooled mean, pooled n)]`` of the selection phase.
+        naive_estimate: the pooled mean of ``x`` used to choose it (biased; for comparison).
+    """
+
+    x: np.ndarray
+    estimate: float
+    ci: tuple[float, float]
+    n: int
+    level: float = 0.95
+    selection_reps: int = 0
+    candidates: list[tuple[list[float], float, int]] = field(default_factory=list)
+    naive_estimate: float = float("nan")
+    fresh: bool = True
+
+    @property
+    def replications(self) -> int:
+        return self.n + self.selection_reps
+
+    def to_json(self) -> dict:
+        return {
+            "x": np.asarray(self.x, dtype=float).tolist(), "estimate": float(self.estimate),
+            "ci": [float(self.ci[0]), float(self.ci[1])], "n": int(self.n),
+            "level": self.level, "selection_reps": int(self.selection_reps),
+            "candidates": self.candidates, "naive_estimate": float(self.naive_estimate),
+            "fresh": bool(self.fresh),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> FinalAnswer:
+        return cls(
+            np.asarray(d["x"], dtype=float), float(d["estimate"]), tuple(d["ci"]), int(d["n"]),
+            float(d.get("level", 0.95)), int(d.get("selection_reps", 0)),
+            [tuple(c) for c in d.get("candidates", [])], float(d.get("naive_estimate", "nan")),
+            bool(d.get("fresh", True)),
+        )
+
+    def describe(self, digits: int = 4) -> str:
+        half = 0.5 * (self.ci[1] - self.ci[0])
+        kind = "fresh" if self.fresh else "selection-biased"
+        return (f"{self.estimate:.{digits}g} ± {half:.{digits}g} "
+                f"({100 * self.level:.0f}% CI, {self.n} {kind} replications)")
+
+
+def merge_histories(*histories: History) -> History:
+    """One history with every design's replications pooled (moments combined exactly)."""
+    out = History()
+    for h in histories:
+        for s in h.stats.values():
+            cur = out.get(s.x)
+            if cur is None:
+                out.stats[_key(s.x)] = DesignStats(s.x.copy(), s.n, s.mean, s.m2)
+                continue
+            n = cur.n + s.n
+            if n == 0:
+                continue
+            d = s.mean - cur.mean
+            cur.m2 = cur.m2 + s.m2 + d * d * cur.n * s.n / n
+            cur.mean = cur.mean + d * s.n / n
+            cur.n = n
+    return out
+
+
+def naive_answer(history: History, incumbent: np.ndarray, level: float = 0.95) -> FinalAnswer:
+    """No final selection (an ablation): the incumbent with its own sample mean, which chose
+    it, so the estimate and interval are biased by selection (``fresh=False``)."""
+    st = history.get(incumbent)
+    if st is None or st.n == 0:
+        return FinalAnswer(np.asarray(incumbent, float), float("nan"), (-np.inf, np.inf), 0,
+                           level, fresh=False)
+    if st.n < 2:
+        ci = (-np.inf, np.inf)
+    else:
+        half = float(sps.t.ppf(0.5 + level / 2, st.n - 1) * np.sqrt(st.variance / st.n))
+        ci = (st.mean - half, st.mean + half)
+    return FinalAnswer(np.asarray(incumbent, float), st.mean, ci, st.n, level,
+                       naive_estimate=st.mean, fresh=False)
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of the Student-t interval; a single value gives an infinite one."""
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if v.size < 2:
+        return m, -np.inf, np.inf
+    half = float(sps.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return m, m - half, m + half
+
+
+def ocba_shares(means: np.ndarray, sds: np.ndarray, minimize: bool) -> np.ndarray:
+    """OCBA's asymptotically optimal allocation fractions (module docstring); sums to one."""
+    m = np.asarray(means, dtype=float) * (1.0 if minimize else -1.0)
+    s = np.maximum(np.asarray(sds, dtype=float), 1e-12)
+    k = len(m)
+    if k == 1:
+        return np.ones(1)
+    b = int(np.argmin(m))
+    delta = np.abs(m - m[b])
+    tiny = max(1e-9 * float(np.max(np.abs(m)) + 1.0), 1e-12)
+    delta = np.maximum(delta, tiny)
+    ratio = (s / delta) ** 2
+    ratio[b] = 0.0
+    others = np.arange(k) != b
+    ratio[b] = s[b] * np.sqrt(np.sum(ratio[others] ** 2 / s[others] ** 2))
+    return ratio / ratio.sum()
+
+
+def candidates_from(history: History, minimize: bool, incumbent: np.ndarray | None,
+                    top: int) -> list[np.ndarray]:
+    """The ``top`` designs by sample mean (those with >= 2 replications first), plus
+    ``incumbent``; no duplicates."""
+    st = list(history.stats.values())
+    sign = 1.0 if minimize else -1.0
+    rich = sorted((s for s in st if s.n >= 2), key=lambda s: sign * s.mean)
+    poor = sorted((s for s in st if s.n < 2), key=lambda s: sign * s.mean)
+    out: list[np.ndarray] = []
+    if incumbent is not None:
+        out.append(np.asarray(incumbent, dtype=float))
+    for s in rich + poor:
+        if len(out) >= max(top, 1):
+            break
+        if not any(np.allclose(s.x, y) for y in out):
+            out.append(s.x.copy())
+    return out
+
+
+def final_selection(
+    problem: Problem,
+    history: History,
+    reserve: int,
+    seed: int = 0,
+    incumbent: np.ndarray | None = None,
+    top: int = 5,
+    confirm_share: float = 0.5,
+    level: float = 0.95,
+    n0: int = 2,
+    batches: int = 3,
+) -> FinalAnswer:
+    """Spend ``reserve`` real replications choosing among the best designs of ``history`` and
+    confirming the choice (see the module docstring).
+
+    Args:
+        problem: the real system (a journaled one in SOCRATES, so a resumed run replays).
+        history: every real evaluation so far (the problem's own sense of the objective).
+        reserve: replications to spend, all of them (>= 2).
+        seed: the run's seed; the two phases use their own seeds derived from it.
+        incumbent: the schedule's recommendation, always a candidate.
+        top: candidates taken from the history.
+        confirm_share: the share of ``reserve`` kept for the confirmation (>= 0.5 is kept for
+            at least 2 replications).
+        level: confidence level of the interval.
+        n0: first-stage replications per candidate in the selection phase.
+        batches: OCBA allocation rounds.
+    """
+    reserve = int(reserve)
+    if reserve < 2:
+        raise InputError(f"the final selection needs at least 2 replications, got {reserve}")
+    if not 0.0 < confirm_share <= 1.0:
+        raise InputError(f"confirm_share must be in (0, 1], got {confirm_share}")
+    cands = candidates_from(history, problem.minimize, incumbent, top)
+    if not cands:
+        cands = [problem.project(problem.x0)]
+    n_conf = max(2, int(np.ceil(confirm_share * reserve)))
+    n_sel = reserve - n_conf
+    # every candidate needs n0 selection replications; drop the worst ones if that cannot fit
+    while len(cands) > 1 and n0 * len(cands) > n_sel:
+        cands = cands[:-1]
+    if len(cands) == 1:  # nothing to choose: the whole reserve confirms
+        n_conf, n_sel = reserve, 0
+    sel_seed = SELECTION_SEED + 2 * int(seed)
+    # pooled per-candidate statistics: history moments + this phase's replications
+    pooled = []
+    for x in cands:
+        st = history.get(x)
+        pooled.append([st.n, st.mean, st.m2] if st is not None else [0, 0.0, 0.0])
+    new_n = np.zeros(len(cands), dtype=int)
+
+    def sample(i: int, n: int) -> None:
+        obs = problem.simulate(cands[i], n, seed=sel_seed, first_rep=int(new_n[i]))
+        for v in obs.objective:
+            c = pooled[i]
+            c[0] += 1
+            d = v - c[1]
+            c[1] += d / c[0]
+            c[2] += d * (v - c[1])
+        new_n[i] += n
+
+    spent = 0
+    if n_sel > 0:
+        for i in range(len(cands)):
+            sample(i, n0)
+            spent += n0
+        for r in range(batches):
+            left = n_sel - spent
+            if left <= 0:
+                break
+            share = left if r == batches - 1 else max(1, left // (batches - r))
+            means = np.array([c[1] for c in pooled])
+            sds = np.array([np.sqrt(c[2] / (c[0] - 1)) if c[0] > 1 else 0.0 for c in pooled])
+            target = ocba_shares(means, sds, problem.minimize) * (spent + share)
+            need = np.maximum(target - new_n, 0.0)
+            if need.sum() <= 0:
+                need = np.ones(len(cands))
+            alloc = np.floor(need / need.sum() * share).astype(int)
+            # largest remainders take what flooring left, so the batch is spent exactly
+            rest = share - int(alloc.sum())
+            order = np.argsort(-(need / need.sum() * share - alloc), kind="stable")
+            alloc[order[:rest]] += 1
+            for i, a in enumerate(alloc):
+                if a > 0:
+                    sample(i, int(a))
+                    spent += int(a)
+    sign = 1.0 if problem.minimize else -1.0
+    best = int(np.argmin([sign * c[1] for c in pooled]))
+    x = cands[best]
+    obs = problem.simulate(x, n_conf, seed=CONFIRMATION_SEED + 2 * int(seed) + 1)
+    mean, lo, hi = t_interval(obs.objective, level)
+    return FinalAnswer(
+        x=np.asarray(x, dtype=float), estimate=mean, ci=(lo, hi), n=n_conf, level=level,
+        selection_reps=spent,
+        candidates=[(np.asarray(c).tolist(), float(p[1]), int(p[0]))
+                    for c, p in zip(cands, pooled, strict=True)],
+        naive_estimate=float(pooled[best][1]),
+    )

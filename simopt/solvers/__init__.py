@@ -8,7 +8,14 @@ from __future__ import annotations
 import importlib
 
 from simopt.errors import InputError
-from simopt.solvers.base import DesignStats, Evaluator, History, Solver, Trajectory
+from simopt.solvers.base import (
+    DesignStats,
+    Evaluator,
+    History,
+    Solver,
+    Trajectory,
+    solver_supports,
+)
 
 REGISTRY: dict[str, str] = {
     "random_search": "simopt.solvers.random_search:RandomSearch",
@@ -41,5 +48,5 @@ def get(name: str, **options) -> Solver:
 
 __all__ = [
     "DesignStats", "Evaluator", "History", "Solver", "Trajectory", "REGISTRY", "get", "names",
-    "solver_class",
+    "solver_class", "solver_supports",
 ]

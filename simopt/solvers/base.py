@@ -319,13 +319,18 @@ class Solver(ABC):
     """A simulation-optimization algorithm.
 
     Class attributes declare capabilities: ``name``, ``family`` (global, local, model-based,
-    selection), ``supports_integer``, ``uses_history`` (model-based solvers reuse the evaluated
-    history of a warm start).
+    selection), the variable types it can move on (``supports_continuous``,
+    ``supports_integer``; see :func:`solver_supports`), ``integer_by_rounding`` (True when the
+    integer support is a continuous method whose every proposal is rounded onto the lattice
+    by ``Problem.project``, rather than a native lattice method), ``uses_history``
+    (model-based solvers reuse the evaluated history of a warm start).
     """
 
     name: str = "solver"
     family: str = "local"
+    supports_continuous: bool = True
     supports_integer: bool = True
+    integer_by_rounding: bool = False
     uses_history: bool = False
 
     def __init__(self, **options):
@@ -398,3 +403,33 @@ class Solver(ABC):
     ) -> None:
         """Spend ``ev``'s budget; call ``traj.record(ev.used, x, estimate)`` at each new
         recommendation."""
+
+
+def solver_supports(name_or_cls: str | type[Solver] | Solver, problem: Problem) -> bool:
+    """Whether a solver can move on ``problem``'s variables.
+
+    ``name_or_cls``: a registry name (``"spsa"``), a :class:`Solver` subclass or an instance.
+    A problem with a continuous variable needs ``supports_continuous`` (a pure-integer
+    lattice method such as ``integer_local_search`` gets False there, mixed problems
+    included); a problem with an integer variable needs ``supports_integer``, which a
+    continuous method declares only when it rounds every proposal onto the lattice
+    (``integer_by_rounding``) and still makes progress there.
+    """
+    if isinstance(name_or_cls, str):
+        from simopt.solvers import solver_class  # the registry imports this module
+
+        cls: type[Solver] = solver_class(name_or_cls)
+    elif isinstance(name_or_cls, Solver):
+        cls = type(name_or_cls)
+    elif isinstance(name_or_cls, type) and issubclass(name_or_cls, Solver):
+        cls = name_or_cls
+    else:
+        raise InputError(
+            f"solver_supports: expected a solver name, class or instance, got {name_or_cls!r}"
+        )
+    mask = np.asarray(problem.integer_mask, dtype=bool)
+    if (~mask).any() and not cls.supports_continuous:
+        return False
+    if mask.any() and not cls.supports_integer:
+        return False
+    return True

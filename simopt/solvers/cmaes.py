@@ -38,7 +38,9 @@ class CMAES(Solver):
 
     name = "cmaes"
     family = "global"
+    supports_continuous = True
     supports_integer = True
+    integer_by_rounding = True
     uses_history = False
 
     def __init__(self, sigma0: float = 0.25, popsize: int | None = None, reps: int | None = None):

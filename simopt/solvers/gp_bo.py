@@ -97,7 +97,9 @@ class GPBO(Solver):
 
     name = "gp_bo"
     family = "model-based"
+    supports_continuous = True
     supports_integer = True
+    integer_by_rounding = True
     uses_history = True
 
     def __init__(

@@ -20,6 +20,11 @@ ones), one iteration:
    coarse-to-fine again from the incumbent (at ``max_reps`` the rest of the budget sharpens the
    incumbent's estimate).
 
+The step rule also runs on continuous coordinates (a fraction of the range), but the solver
+declares ``supports_continuous = False``: it is a lattice method, and on continuous problems
+the continuous solvers of the portfolio are the ones :func:`~simopt.solvers.solver_supports`
+offers (SOCRATES races only those).
+
 Replications inherited from a warm-start history have no per-replication values; comparisons
 then use Welch's unpaired statistic on the running moments.
 """
@@ -75,7 +80,9 @@ class IntegerLocalSearch(Solver):
 
     name = "integer_local_search"
     family = "local"
+    supports_continuous = False
     supports_integer = True
+    integer_by_rounding = False
     uses_history = False
 
     def __init__(

@@ -42,7 +42,9 @@ class NelderMead(Solver):
 
     name = "nelder_mead"
     family = "local"
-    supports_integer = False
+    supports_continuous = True
+    supports_integer = True
+    integer_by_rounding = True
     uses_history = False
 
     def __init__(

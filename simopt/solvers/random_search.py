@@ -32,7 +32,9 @@ class RandomSearch(Solver):
 
     name = "random_search"
     family = "global"
+    supports_continuous = True
     supports_integer = True
+    integer_by_rounding = False
     uses_history = True
 
     def __init__(self, reps: int = 10, sampler: str = "sobol", include_x0: bool = True):

@@ -171,7 +171,9 @@ class KimNelson(Solver):
 
     name = "ranking_selection"
     family = "selection"
+    supports_continuous = True
     supports_integer = True
+    integer_by_rounding = False
     uses_history = True
 
     def __init__(

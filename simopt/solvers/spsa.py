@@ -10,7 +10,9 @@ gain sequence fits variables of very different ranges. Iteration ``k`` (Spall's 
 3. ``r`` replications at each of ``u_k ± c_k Delta_k`` (projected into the box, rounded for
    integer variables) with common random numbers, giving ``y+`` and ``y-``;
 4. the gradient estimate ``g_i = (y+ - y-) / (u+_i - u-_i)``, using the *realized* difference
-   after projection and rounding (0 where the two sides coincide in coordinate ``i``);
+   after projection and rounding (0 where the two sides coincide in coordinate ``i``); an
+   integer coordinate is perturbed by at least one lattice step, so rounding never collapses
+   both sides onto one point (this is what ``supports_integer`` rests on);
 5. the step ``u_{k+1} = clip(u_k - clip(a_k g, -s_max, s_max), 0, 1)``; the per-coordinate
    cap ``s_max`` (a fraction of the range) is a safeguard we add: ``a`` is calibrated where
    the gradient is mild, and one noisy or steep estimate (a barrier like ``1/theta``) would
@@ -48,7 +50,9 @@ class SPSA(Solver):
 
     name = "spsa"
     family = "local"
-    supports_integer = False
+    supports_continuous = True
+    supports_integer = True
+    integer_by_rounding = True
     uses_history = False
 
     def __init__(
@@ -73,8 +77,11 @@ class SPSA(Solver):
     ) -> tuple[np.ndarray, float]:
         """One SPSA gradient estimate at ``u`` (unit coordinates) and the mean of both sides."""
         delta = rng.choice([-1.0, 1.0], size=u.shape[0])
-        x_plus = problem.project(box.from_unit(u + ck * delta))
-        x_minus = problem.project(box.from_unit(u - ck * delta))
+        # an integer coordinate is perturbed by at least one lattice step: a smaller one would
+        # round both sides onto the same point and the estimate would see no difference
+        c = np.where(problem.integer_mask, np.maximum(ck, 1.0 / box.width), ck)
+        x_plus = problem.project(box.from_unit(u + c * delta))
+        x_minus = problem.project(box.from_unit(u - c * delta))
         y_plus = problem.sign * ev.evaluate(x_plus, self.reps).mean
         # a fresh top-up of r reps: if x- was seen before, its mean uses its older reps too
         y_minus = problem.sign * ev.evaluate(x_minus, self.reps).mean

@@ -73,7 +73,9 @@ class TrustRegion(Solver):
 
     name = "trust_region"
     family = "local"
+    supports_continuous = True
     supports_integer = False
+    integer_by_rounding = False
     uses_history = True
 
     def __init__(

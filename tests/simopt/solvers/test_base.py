@@ -7,7 +7,7 @@ import pytest
 from conftest import ALL_SOLVERS, FAST_OPTIONS
 
 from simopt import get_problem, solvers
-from simopt.errors import BudgetExhaustedError
+from simopt.errors import BudgetExhaustedError, InputError
 from simopt.solvers.base import Box, Evaluator, History
 
 
@@ -122,3 +122,48 @@ def test_history_round_trips_through_json(example):
     ev.evaluate(np.array([0.5, 0.5]), 4)
     h = History.from_json(ev.history.to_json())
     assert h.to_json() == ev.history.to_json()
+
+
+def test_solver_supports_reads_the_declared_variable_types():
+    from simopt import Problem, Variable
+    from simopt.solvers import REGISTRY, solver_class, solver_supports
+
+    cont = Problem.from_function("c", "toy", [Variable("x", 0, 1)],
+                                 lambda x, rng: {"objective": float(x[0])})
+    integer = Problem.from_function("i", "toy", [Variable("n", 0, 10, integer=True)],
+                                    lambda x, rng: {"objective": float(x[0])})
+    mixed = Problem.from_function(
+        "m", "toy", [Variable("x", 0, 1), Variable("n", 0, 10, integer=True)],
+        lambda x, rng: {"objective": float(x[0] + x[1])})
+    for name in REGISTRY:
+        cls = solver_class(name)
+        assert isinstance(cls.supports_continuous, bool) and isinstance(cls.supports_integer, bool)
+        assert solver_supports(name, cont) == cls.supports_continuous
+        assert solver_supports(cls, integer) == cls.supports_integer
+        assert solver_supports(cls(), mixed) == (cls.supports_continuous and cls.supports_integer)
+    assert not solver_supports("integer_local_search", cont)
+    assert solver_supports("integer_local_search", integer)
+    assert not solver_supports("integer_local_search", mixed)
+    assert solver_supports("random_search", integer) and solver_supports("gp_bo", cont)
+    # a continuous method claims integers only when it rounds its proposals onto the lattice
+    for name in REGISTRY:
+        cls = solver_class(name)
+        if cls.integer_by_rounding:
+            assert cls.supports_integer and cls.supports_continuous
+    with pytest.raises(InputError, match="unknown solver"):
+        solver_supports("no_such_solver", cont)
+    with pytest.raises(InputError, match="expected a solver name"):
+        solver_supports(42, cont)
+
+
+def test_spsa_moves_on_a_small_integer_range():
+    # range 0..10: c = 5% of it is half a lattice step; both sides must not round together
+    from simopt import Problem, Variable
+
+    p = Problem.from_function(
+        "lin", "toy", [Variable("n", 0, 10, integer=True)],
+        lambda x, rng: {"objective": float((x[0] - 2) ** 2 + 0.1 * rng.standard_normal())},
+        x0=[9],
+    )
+    traj = solvers.get("spsa").run(p, 400, seed=0)
+    assert traj.best_x[0] < 9 and float(traj.best_x[0]).is_integer()

@@ -12,6 +12,12 @@ design and however many replications the call asks for. Two designs simulated wi
 therefore see the same randomness, and ``simulate(x, 5, s, first_rep=5)`` continues
 ``simulate(x, 5, s)`` exactly.
 
+Deterministic constraints (:meth:`Problem.set_constraints`): linear ``A x <= b`` and an optional
+feasibility rule ``feasible(x) -> bool``. :meth:`Problem.project` returns only feasible designs
+(box, rounding, then a repair towards the feasible ``x0``), :meth:`Problem.simulate` refuses an
+infeasible one, and a mistake in them (wrong shapes, an empty feasible set, an infeasible
+``x0``) is one :class:`~simopt.errors.InputError` line.
+
 Faults of the system under optimization (the rule every layer follows):
 
 * A replication that raises, returns a non-number or a non-finite value, or runs longer than
@@ -177,6 +183,9 @@ class Problem(ABC):
     observables: list[str] = []
     objective_name: str = "objective"
     replication_timeout: float | None = None
+    constraint_A: np.ndarray | None = None  # (m, d): deterministic constraints A x <= b
+    constraint_b: np.ndarray | None = None  # (m,)
+    feasibility: Callable[[np.ndarray], bool] | None = None  # any other deterministic rule
 
     # ---- geometry -------------------------------------------------------------------------
     @property
@@ -219,9 +228,123 @@ class Problem(ABC):
         self.x0 = np.asarray(problem.x0, dtype=float).copy()
         self.default_budget = problem.default_budget
         self.objective_name = problem.objective_name
+        self.constraint_A = None if problem.constraint_A is None else problem.constraint_A.copy()
+        self.constraint_b = None if problem.constraint_b is None else problem.constraint_b.copy()
+        self.feasibility = problem.feasibility
 
-    def project(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Clip ``x`` into the box and round integer variables."""
+    # ---- deterministic constraints ----------------------------------------------------------
+    @property
+    def constrained(self) -> bool:
+        """Whether the problem has constraints beyond its box."""
+        return self.constraint_A is not None or self.feasibility is not None
+
+    def set_constraints(
+        self,
+        A: Sequence[Sequence[float]] | np.ndarray | None = None,
+        b: Sequence[float] | np.ndarray | None = None,
+        feasible: Callable[[np.ndarray], bool] | None = None,
+    ) -> Problem:
+        """Add deterministic constraints ``A x <= b`` and/or a feasibility callback.
+
+        ``A`` has shape ``(m, d)`` (one row per constraint; a single row may be given as a flat
+        list), ``b`` shape ``(m,)``; ``feasible(x) -> bool`` is any other deterministic rule
+        (it is only ever called on designs inside the box, already rounded). Every solver then
+        proposes only feasible designs: :meth:`project` repairs a proposal, and
+        :meth:`simulate` refuses an infeasible one.
+
+        Raises:
+            InputError (one line): wrong shapes or non-finite entries, a feasible set that is
+                empty inside the box, or an ``x0`` that violates a constraint.
+
+        Returns ``self`` (so ``Problem.from_function(...).set_constraints(...)`` chains).
+        """
+        if (A is None) != (b is None):
+            raise InputError(f"{self.name}: constraints need both A and b (A x <= b), or neither")
+        if A is not None:
+            try:
+                A_arr = np.atleast_2d(np.asarray(A, dtype=float))
+                b_arr = np.atleast_1d(np.asarray(b, dtype=float))
+            except (TypeError, ValueError):
+                raise InputError(f"{self.name}: constraints A and b must be numbers") from None
+            if A_arr.ndim != 2 or A_arr.shape[1] != self.dim:
+                raise InputError(
+                    f"{self.name}: constraint matrix A has shape {A_arr.shape}, expected "
+                    f"(m, {self.dim}): one column per variable "
+                    f"({', '.join(v.name for v in self.variables)})"
+                )
+            if b_arr.ndim != 1 or b_arr.shape[0] != A_arr.shape[0]:
+                raise InputError(
+                    f"{self.name}: constraint bounds b have shape {b_arr.shape}, expected "
+                    f"({A_arr.shape[0]},): one bound per row of A"
+                )
+            if not (np.all(np.isfinite(A_arr)) and np.all(np.isfinite(b_arr))):
+                raise InputError(f"{self.name}: constraints A and b must be finite numbers")
+            if np.any(np.all(A_arr == 0, axis=1) & (b_arr < 0)):
+                raise InputError(f"{self.name}: a constraint row 0 x <= b with b < 0 is never met")
+            self._check_nonempty(A_arr, b_arr)
+        if feasible is not None and not callable(feasible):
+            raise InputError(f"{self.name}: feasible must be a function x -> bool, got "
+                             f"{type(feasible).__name__}")
+        old = (self.constraint_A, self.constraint_b, self.feasibility)
+        self.constraint_A = None if A is None else A_arr
+        self.constraint_b = None if A is None else b_arr
+        self.feasibility = feasible
+        try:
+            self.check_feasible_x0()
+        except InputError:
+            self.constraint_A, self.constraint_b, self.feasibility = old
+            raise
+        return self
+
+    def _check_nonempty(self, A: np.ndarray, b: np.ndarray) -> None:
+        """InputError when no point of the box satisfies ``A x <= b`` (a linear program)."""
+        from scipy.optimize import linprog
+
+        lo, hi = self.lower, self.upper
+        bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(c) else c)
+                  for a, c in zip(lo, hi, strict=True)]
+        res = linprog(np.zeros(self.dim), A_ub=A, b_ub=b, bounds=bounds, method="highs")
+        if res.status == 2:
+            raise InputError(
+                f"{self.name}: the constraints A x <= b leave no feasible design inside the "
+                "variables' bounds; loosen b or the bounds"
+            )
+
+    def violation(self, x: np.ndarray) -> str | None:
+        """Why ``x`` (inside the box, rounded) is infeasible, or None when it is feasible."""
+        x = np.asarray(x, dtype=float).reshape(-1)
+        if self.constraint_A is not None:
+            lhs = self.constraint_A @ x
+            tol = 1e-9 * np.maximum(1.0, np.abs(self.constraint_b))
+            bad = lhs > self.constraint_b + tol
+            if bad.any():
+                i = int(np.argmax(lhs - self.constraint_b))
+                terms = " + ".join(
+                    f"{a:g}*{v.name}" for a, v in zip(self.constraint_A[i], self.variables,
+                                                      strict=True) if a != 0
+                ) or "0"
+                return (f"constraint {i} ({terms} <= {self.constraint_b[i]:g}) reads "
+                        f"{lhs[i]:g}")
+        if self.feasibility is not None and not bool(self.feasibility(x.copy())):
+            return "the feasibility rule rejects it"
+        return None
+
+    def is_feasible(self, x: Sequence[float] | np.ndarray) -> bool:
+        """Whether ``x`` (projected into the box and rounded first) meets every constraint."""
+        return self.violation(self._box_round(x)) is None
+
+    def check_feasible_x0(self) -> None:
+        """InputError (one line) when ``x0`` violates a constraint."""
+        if not self.constrained:
+            return
+        x0 = self._box_round(self.x0)
+        why = self.violation(x0)
+        if why is not None:
+            raise InputError(f"{self.name}: the starting design x0={x0.tolist()} is infeasible: "
+                             f"{why}; choose a feasible x0")
+
+    def _box_round(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Clip ``x`` into the box and round integer variables (no constraint repair)."""
         x = np.asarray(x, dtype=float).reshape(-1)
         x = np.clip(x, self.lower, self.upper)
         mask = self.integer_mask
@@ -229,6 +352,41 @@ class Problem(ABC):
             x = x.copy()
             lo, hi = np.ceil(self.lower[mask]), np.floor(self.upper[mask])
             x[mask] = np.clip(np.round(x[mask]), lo, hi)
+        return x
+
+    def _repair(self, x: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+        """The feasible design closest to ``x`` on the segment towards the feasible ``anchor``.
+
+        The box and ``A x <= b`` are convex, so the largest feasible step
+        ``t* = min over violated rows of (b - A a) / (A (x - a))`` is exact; rounding integer
+        variables (or a non-convex feasibility rule) can still break feasibility, so steps
+        ``t* (1 - k / 32)``, ``k = 0..32``, are tried in turn, ending at the anchor itself.
+        """
+        d = x - anchor
+        t_star = 1.0
+        if self.constraint_A is not None:
+            Ad = self.constraint_A @ d
+            slack = self.constraint_b - self.constraint_A @ anchor
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios = np.where(Ad > 1e-15, slack / Ad, np.inf)
+            t_star = float(np.clip(np.min(ratios, initial=1.0), 0.0, 1.0))
+        for k in range(33):
+            y = self._box_round(anchor + t_star * (1 - k / 32) * d)
+            if self.violation(y) is None:
+                return y
+        return anchor.copy()
+
+
+    def project(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Clip ``x`` into the box and round integer variables; on a constrained problem, an
+        infeasible result is repaired towards the feasible ``x0`` (:meth:`_repair`), so the
+        returned design always satisfies ``A x <= b`` and the feasibility rule."""
+        x = self._box_round(x)
+        if self.constrained and self.violation(x) is not None:
+            anchor = self._box_round(self.x0)
+            if self.violation(anchor) is not None:
+                self.check_feasible_x0()  # raises the one-line InputError
+            x = self._repair(x, anchor)
         return x
 
     def check_x(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -253,7 +411,13 @@ class Problem(ABC):
                 f"{self.name}: {v.name}={arr[i]} is outside [{v.lower}, {v.upper}]; "
                 "project the design into the box first"
             )
-        return self.project(arr)
+        xr = self._box_round(arr)
+        if self.constrained:
+            why = self.violation(xr)
+            if why is not None:
+                raise InputError(f"{self.name}: design {xr.tolist()} is infeasible: {why}; "
+                                 "problem.project(x) repairs it")
+        return xr
 
     # ---- simulation -----------------------------------------------------------------------
     def simulate(
@@ -347,6 +511,11 @@ class Problem(ABC):
             "x0": np.asarray(self.x0, dtype=float).tolist(),
             "observables": list(self.observables),
             "default_budget": self.default_budget,
+            **({"constraints": {
+                "A": self.constraint_A.tolist(), "b": self.constraint_b.tolist(),
+                "meaning": "A x <= b, one row per constraint, columns in variable order",
+            }} if self.constraint_A is not None else {}),
+            **({"feasibility_rule": True} if self.feasibility is not None else {}),
         }
 
     def __repr__(self) -> str:
@@ -365,6 +534,8 @@ class Problem(ABC):
         default_budget: int = 1000,
         observables: Sequence[str] | None = None,
         replication_timeout: float | None = None,
+        constraints: tuple[Sequence[Sequence[float]], Sequence[float]] | None = None,
+        feasible: Callable[[np.ndarray], bool] | None = None,
     ) -> FunctionProblem:
         """Wrap a user's one-replication function as a :class:`Problem`.
 
@@ -374,11 +545,22 @@ class Problem(ABC):
             observables: names of the observables; found from the first replication if omitted.
             replication_timeout: seconds one ``simulate_one`` call may take; a slower one
                 raises :class:`SimulationError` (None: no limit; see the module docstring).
+            constraints: ``(A, b)`` for deterministic linear constraints ``A x <= b``;
+            feasible: ``f(x) -> bool``, any other deterministic feasibility rule
+                (see :meth:`Problem.set_constraints`).
         """
-        return FunctionProblem(
+        problem = FunctionProblem(
             name, description, variables, simulate_one, minimize, x0, known_optimum,
             default_budget, observables, replication_timeout,
         )
+        if constraints is not None or feasible is not None:
+            if constraints is not None and (
+                not isinstance(constraints, tuple | list) or len(constraints) != 2
+            ):
+                raise InputError(f"{name}: constraints must be a pair (A, b) for A x <= b")
+            A, b = constraints if constraints is not None else (None, None)
+            problem.set_constraints(A, b, feasible)
+        return problem
 
 
 class FunctionProblem(Problem):

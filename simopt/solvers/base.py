@@ -218,7 +218,8 @@ class Evaluator:
         return self.budget - self.used
 
     def evaluate(self, x: np.ndarray, n_reps: int = 1) -> DesignStats:
-        """Run ``n_reps`` more replications at ``x`` (projected into the box).
+        """Run ``n_reps`` more replications at ``x`` (projected into the box, rounded, and on a
+        constrained problem repaired into the feasible set: ``Problem.project``).
 
         Raises:
             BudgetExhaustedError: if fewer than ``n_reps`` replications remain.
@@ -362,7 +363,14 @@ class Solver(ABC):
             SimulationError: the system failed; the run stops and the error carries
                 ``trajectory`` (with ``failure`` set), ``history`` and ``budget_used``.
         """
-        x0 = problem.project(problem.x0 if x0 is None else x0)
+        x0 = problem.x0 if x0 is None else x0
+        if problem.constrained:
+            xr = problem._box_round(x0)
+            why = problem.violation(xr)
+            if why is not None:
+                raise InputError(f"{problem.name}: the starting design x0={xr.tolist()} is "
+                                 f"infeasible: {why}; choose a feasible x0")
+        x0 = problem.project(x0)
         ev = Evaluator(
             problem, budget, seed=seed, history=history, on_evaluate=on_evaluate, stop=stop
         )

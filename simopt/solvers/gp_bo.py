@@ -2,27 +2,43 @@
 
 BoTorch pieces, used as they are (Balandat et al. 2020; Ament et al. 2023 for LogEI):
 
-- model: ``SingleTaskGP`` on replicate means, ``Y_i = -w(sign * ybar_i)`` (BoTorch maximizes;
-  ``w`` a monotone log warp against heavy tails, see :func:`log_warp`), with known observation
-  noise ``train_Yvar_i = w'_i^2 s_i^2 / n_i``; ``Normalize`` maps the search box to
-  the unit cube and ``Standardize`` centers and scales ``Y``. Because ``s_i^2`` from a few
-  replications is itself noisy, it is shrunk (in warped units) towards the pooled variance
+- model: ``SingleTaskGP`` on replicate means, ``Y_i = -c(w(sign * ybar_i))`` (BoTorch
+  maximizes; ``w`` a monotone log warp against heavy tails, see :func:`log_warp`, and ``c``
+  Tukey's upper fence, see :func:`tukey_cap`), with known observation noise
+  ``train_Yvar_i = w'_i^2 s_i^2 / n_i``; the inputs go through ``Normalize`` to the unit cube
+  and then BoTorch's learned Kumaraswamy input warping ``Warp`` (Snoek et al. 2014), and
+  ``Standardize`` centers and scales ``Y``. Because ``s_i^2`` from a few replications is
+  itself noisy, it is shrunk (in warped units) towards the pooled variance
   ``s_p^2 = sum (n_i - 1) s_i^2 / sum (n_i - 1)``:
   ``s~_i^2 = ((n_i - 1) s_i^2 + k s_p^2) / (n_i - 1 + k)`` with ``k = 4`` pseudo-replications;
 - fit: ``fit_gpytorch_mll`` on the exact marginal log likelihood;
 - acquisition: ``qLogNoisyExpectedImprovement`` with the evaluated designs as baseline, optimized
   by ``optimize_acqf`` over the box (few restarts and raw samples: this runs on a laptop CPU);
-- recommendation: the evaluated design maximizing ``PosteriorMean`` (optionally the whole box),
-  reported with its sample mean.
+- running recommendation: the evaluated design with at least ``r`` replications maximizing
+  ``PosteriorMean``, unless its sample mean is worse than ``x0``'s (then the best sample mean
+  among those designs);
+- final selection (``final_frac`` of the budget, default 15%): ``x0``, the ``final_k`` best
+  designs by posterior mean and the best by sample mean are topped up to one common
+  replication count (paired by common random numbers); the best sample mean is recommended
+  only if a paired one-sided test against ``x0`` rejects at ``z_keep``, else ``x0`` stays.
+
+Why (MM1-1, diagnosed): the search box of the service rate is [0, 55]; a design at the lower
+bound is an unstable queue whose mean cost is ~1.5e5 against ~1.6 at the optimum 2.83. Without
+the cap and the input warp the GP fitted one smooth, long length scale through that cliff, its
+posterior mean near the cliff rose above the measured values (the recommendation was a design
+measured worse than ``x0``: normalized gaps 1.17 and 1.40 at budget 200), and qLogNEI never
+looked between the cliff and ``x0``, where the optimum is. With both, gp_bo reaches gaps of
+about 0.01 there; the final paired selection makes "worse than doing nothing" a 5%-test event.
 
 Budget plan: an initial scrambled Sobol design of ``n_init = 2d + 2`` designs (``x0`` first;
 designs already in a warm-start history count towards it and are reused for free), then
-iterations of ``q`` new designs, ``r`` replications each. ``r`` is chosen from the budget so that
-about ``max_fits`` GP fits happen: ``r = max(2, B // (n_init + max_fits * q))``. Integer variables
-are handled by rounding the acquisition's maximizer. A maximizer that lands on a design
-already measured (a bound, a rounded repeat) is replaced by a new design drawn within +-2.5% of
-the box around it (or, failing that, gets ``r`` more replications).
-Replications left over at the end (fewer than ``r``) go to the recommended design.
+iterations of ``q`` new designs, ``r`` replications each, then the final selection. ``r`` is
+chosen from the budget so that about ``max_fits`` GP fits happen:
+``r = max(2, (B - final) // (n_init + max_fits * q))``. Integer variables are handled by
+rounding the acquisition's maximizer, and constraints by ``Problem.project``'s repair (every
+design evaluated is feasible). A maximizer that lands on a design already measured (a bound, a
+rounded repeat) is replaced by a new design drawn within +-2.5% of the box around it (or,
+failing that, gets ``r`` more replications).
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ from botorch.utils.sampling import manual_seed
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from scipy.stats import qmc
 
-from simopt.errors import InputError
+from simopt.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
 
@@ -78,6 +94,23 @@ def log_warp(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.log1p(t), 1.0 / (s * (1.0 + t))
 
 
+def tukey_cap(w: np.ndarray) -> np.ndarray:
+    """``min(w, q75 + 1.5 IQR)`` (Tukey's upper fence), shape ``(n,)``.
+
+    Even after :func:`log_warp`, one design in an unstable region (an M/M/1 queue whose service
+    rate is below the arrival rate costs 10^5 times the optimum) sits far above the rest; a GP
+    then spends its length scale and signal variance on that one cliff, and its posterior
+    mean near the cliff rises above the measured values there. Capping the warped value at the
+    fence keeps "this design is bad" while the model keeps resolving the good region. The
+    ordering of designs below the fence is unchanged.
+    """
+    if w.shape[0] < 4:
+        return w
+    q25, q75 = np.quantile(w, [0.25, 0.75])
+    fence = q75 + 1.5 * max(float(q75 - q25), 1e-12)
+    return np.minimum(w, fence)
+
+
 class GPBO(Solver):
     """GP Bayesian optimization (BoTorch) on replicated designs.
 
@@ -93,6 +126,12 @@ class GPBO(Solver):
         recommend_over_box (bool): also maximize the posterior mean over the box and recommend
             that design when it beats every evaluated one (default False: evaluated designs
             only, whose estimates are backed by replications).
+        final_frac (float): fraction of the budget kept for the final selection (default 0.15;
+            0 disables it and the last running recommendation stands).
+        final_k (int): designs by posterior mean entering the final selection (default 3).
+        z_keep (float): one-sided critical value a candidate must beat ``x0`` by in the final
+            paired test (default 1.645).
+        warp (bool): learned Kumaraswamy input warping (BoTorch ``Warp``; default True).
     """
 
     name = "gp_bo"
@@ -106,6 +145,7 @@ class GPBO(Solver):
         self, reps: int | None = None, n_init: int | None = None, max_fits: int = 20,
         q: int | None = None, num_restarts: int = 2, raw_samples: int = 64,
         mc_samples: int = 32, recommend_over_box: bool = False, maxiter: int = 30,
+        final_frac: float = 0.15, final_k: int = 3, z_keep: float = 1.645, warp: bool = True,
     ):
         if reps is not None and int(reps) < 1:
             raise InputError(f"gp_bo: reps must be >= 1, got {reps}")
@@ -113,12 +153,19 @@ class GPBO(Solver):
             raise InputError(f"gp_bo: n_init must be >= 2, got {n_init}")
         if int(max_fits) < 1 or (q is not None and int(q) < 1):
             raise InputError(f"gp_bo: max_fits and q must be >= 1, got {max_fits}, {q}")
+        if not (0 <= final_frac < 1) or int(final_k) < 1 or z_keep < 0:
+            raise InputError(
+                f"gp_bo: need 0 <= final_frac < 1, final_k >= 1, z_keep >= 0; got "
+                f"final_frac={final_frac}, final_k={final_k}, z_keep={z_keep}"
+            )
         super().__init__(
             reps=reps, n_init=n_init, max_fits=max_fits, q=q, num_restarts=num_restarts,
             raw_samples=raw_samples, mc_samples=mc_samples, recommend_over_box=recommend_over_box,
-            maxiter=maxiter,
+            maxiter=maxiter, final_frac=final_frac, final_k=final_k, z_keep=z_keep, warp=warp,
         )
+        self.warp = bool(warp)
         self.maxiter = int(maxiter)
+        self.final_frac, self.final_k, self.z_keep = float(final_frac), int(final_k), float(z_keep)
         self.reps, self.n_init, self.max_fits, self.q = reps, n_init, int(max_fits), q
         self.num_restarts, self.raw_samples = int(num_restarts), int(raw_samples)
         self.mc_samples, self.recommend_over_box = int(mc_samples), bool(recommend_over_box)
@@ -129,6 +176,9 @@ class GPBO(Solver):
         train_X = torch.as_tensor(h.X, dtype=torch.float64)  # (n, d)
         z = problem.sign * h.means  # minimized
         w, dw = log_warp(z)
+        capped = tukey_cap(w)
+        dw = np.where(capped < w, 0.0, dw)  # a capped design carries no noise information
+        w = capped
         train_Y = torch.as_tensor(-w, dtype=torch.float64)[:, None]  # (n, 1), maximized
         # delta method through the warp *before* pooling: raw variances of designs in the heavy
         # tail (1e7 at an unstable queue) would otherwise swamp the pooled variance
@@ -138,15 +188,33 @@ class GPBO(Solver):
             # NOTE: gpytorch rounds standardized noise below 1e-6 up (with a warning); floor it here
             floor = 1.1e-6 * max(float(train_Y.var()) if train_Y.shape[0] > 1 else 1.0, 1e-12)
             train_Yvar = torch.as_tensor(np.maximum(yvar, floor), dtype=torch.float64)[:, None]
-        model = SingleTaskGP(
-            train_X, train_Y, train_Yvar=train_Yvar,
-            input_transform=Normalize(d=train_X.shape[-1], bounds=bounds),
-            outcome_transform=Standardize(m=1),
-        )
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optimizer chatter; a failed fit keeps the prior
+            # optimizer chatter, and the input-data check on warped inputs (Warp maps into the
+            # unit cube, but BoTorch checks before the transform); a failed fit keeps the prior
+            warnings.simplefilter("ignore")
+            model = SingleTaskGP(
+                train_X, train_Y, train_Yvar=train_Yvar,
+                input_transform=self._input_transform(train_X.shape[-1], bounds),
+                outcome_transform=Standardize(m=1),
+            )
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         return model
+
+    def _input_transform(self, d: int, bounds: torch.Tensor):
+        """``Normalize`` to the unit cube, then (``warp=True``) BoTorch's learned Kumaraswamy
+        input warping ``Warp`` (Snoek et al. 2014), which lets the GP stretch the region near
+        a bound where the objective changes fast (an unstable queue) and compress the rest."""
+        norm = Normalize(d=d, bounds=bounds)
+        if not self.warp:
+            return norm
+        from botorch.models.transforms.input import ChainedInputTransform, Warp
+        from gpytorch.priors import LogNormalPrior
+
+        warp = Warp(
+            d=d, indices=list(range(d)), concentration1_prior=LogNormalPrior(0.0, 0.75**0.5),
+            concentration0_prior=LogNormalPrior(0.0, 0.75**0.5),
+        )
+        return ChainedInputTransform(normalize=norm, warp=warp)
 
     def _candidates(
         self, model: SingleTaskGP, ev: Evaluator, bounds: torch.Tensor, q: int, seed: int
@@ -166,23 +234,87 @@ class GPBO(Solver):
             )
         return cand.detach().numpy()  # (q, d)
 
-    def _recommend(self, model: SingleTaskGP, ev: Evaluator, bounds: torch.Tensor) -> np.ndarray:
+    def _posterior_order(self, model: SingleTaskGP, ev: Evaluator) -> list[int]:
+        """Indices of the evaluated designs, best posterior mean first."""
         pm = PosteriorMean(model)
         X = torch.as_tensor(ev.history.X, dtype=torch.float64)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # jitter notices at the (duplicated) training inputs
-            vals = pm(X[:, None, :])  # (n,)
-        best = ev.history.X[int(torch.argmax(vals))]
+            vals = pm(X[:, None, :]).numpy()  # (n,), maximized
+        return [int(i) for i in np.argsort(-vals)]
+
+    def _recommend(
+        self, model: SingleTaskGP, ev: Evaluator, bounds: torch.Tensor, x0: np.ndarray,
+        min_reps: int,
+    ) -> np.ndarray:
+        """The running recommendation: the best posterior mean among designs with at least
+        ``min_reps`` replications, unless its own sample mean is worse than ``x0``'s (a model
+        smoothed by a cliff can rank a measured-worse design first); then the best sample mean
+        among those designs. Never a design backed by fewer replications than ``min_reps``."""
+        h = ev.history
+        counts = h.counts
+        order = [i for i in self._posterior_order(model, ev) if counts[i] >= min_reps]
+        st0 = h.get(x0)
+        if not order:
+            return x0 if st0 is not None else h.X[0]
+        top = h.X[order[0]]
+        if st0 is not None and ev.signed_mean(h.get(top)) > ev.signed_mean(st0):
+            top = min((h.X[i] for i in order), key=lambda x: ev.signed_mean(h.get(x)))
         if self.recommend_over_box:
+            pm = PosteriorMean(model)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 x_box, v_box = optimize_acqf(
                     pm, bounds=bounds, q=1, num_restarts=self.num_restarts,
                     raw_samples=self.raw_samples,
                 )
-            if float(v_box) > float(vals.max()):
-                best = ev.problem.project(x_box.detach().numpy()[0])
-        return best
+                v_top = pm(torch.as_tensor(top, dtype=torch.float64)[None, None, :])
+            x_box = ev.problem.project(x_box.detach().numpy()[0])
+            if float(v_box) > float(v_top) and ev.problem.is_feasible(x_box):
+                top = x_box
+        return top
+
+    def _final_selection(
+        self, model: SingleTaskGP, ev: Evaluator, x0: np.ndarray, budget: int
+    ) -> np.ndarray:
+        """Spend ``budget`` on a small paired comparison and keep ``x0`` unless beaten.
+
+        Candidates: ``x0``, the ``final_k`` best evaluated designs by posterior mean and the
+        best by sample mean. Each is topped up to the same replication count (common random
+        numbers, so differences are paired), and the best sample mean replaces ``x0`` only if
+        the paired one-sided test against ``x0`` rejects at ``z_keep`` (default 1.645, 5%).
+        The recommendation is therefore backed by the most replications of the run, and a
+        model that is not confidently better than doing nothing leaves ``x0`` in place.
+        """
+        from simopt.solvers.integer_local_search import paired_z
+
+        h = ev.history
+        cands: list[np.ndarray] = [x0]
+        for i in self._posterior_order(model, ev)[: self.final_k]:
+            cands.append(h.X[i])
+        signed = ev.problem.sign * h.means
+        cands.append(h.X[int(np.argmin(signed))])
+        uniq: list[np.ndarray] = []
+        for x in cands:
+            if not any(np.array_equal(x, y) for y in uniq):
+                uniq.append(x)
+        have = max(h.get(x).n if h.get(x) is not None else 0 for x in uniq)
+        n = have + max(0, budget) // len(uniq)
+        sts = []
+        for x in uniq:
+            try:
+                sts.append(ev.evaluate_upto(x, n))
+            except BudgetExhaustedError:
+                break
+        sts = [h.get(x) for x in uniq if h.get(x) is not None]
+        n_eq = min(st.n for st in sts)
+        comparable = [st for st in sts if st.n >= n_eq]
+        best = min(comparable, key=ev.signed_mean)
+        st0 = h.get(x0)
+        if st0 is None or np.array_equal(best.x, x0):
+            return best.x
+        dbar, z = paired_z(ev, best, st0)
+        return best.x if (dbar < 0 and z < -self.z_keep) else x0
 
     @staticmethod
     def _fresh(
@@ -232,8 +364,9 @@ class GPBO(Solver):
         n_init = int(self.n_init) if self.n_init else 2 * d + 2
         q = int(self.q) if self.q else (1 if d <= 4 else 2)
         n_new_init = max(1, n_init - len(ev.history))
+        final = int(self.final_frac * ev.remaining)
         r = int(self.reps) if self.reps else max(
-            2, ev.remaining // (n_new_init + self.max_fits * q)
+            2, (ev.remaining - final) // (n_new_init + self.max_fits * q)
         )
         seed = int(rng.integers(2**31))  # torch randomness, in forked RNG contexts only
 
@@ -248,28 +381,34 @@ class GPBO(Solver):
                 continue
             ev.evaluate_upto(x, r)
             added += 1
-        best = ev.history.best(problem.minimize)
-        traj.record(ev.used, best.x, best.mean)
+        st0 = ev.history.get(x0)
+        traj.record(ev.used, x0, st0.mean)
 
         it = 0
-        while ev.remaining >= r:
+        while ev.remaining - final >= r:
             with manual_seed(seed + it):  # local torch seed: restarts and raw samples
                 model = self._fit(problem, ev, bounds)
-                rec = self._recommend(model, ev, bounds)
+                rec = self._recommend(model, ev, bounds, x0, r)
                 st = ev.history.get(rec)
                 traj.record(ev.used, rec, st.mean if st is not None else float("nan"))
-                cand = self._candidates(model, ev, bounds, min(q, ev.remaining // r), seed + it)
+                n_cand = min(q, (ev.remaining - final) // r)
+                cand = self._candidates(model, ev, bounds, n_cand, seed + it)
             seen: list[np.ndarray] = []
             for c in cand:
                 x = self._fresh(problem, ev, box, problem.project(c), rng)
-                if any(np.array_equal(x, s) for s in seen) or ev.remaining < r:
+                if any(np.array_equal(x, s) for s in seen) or ev.remaining - final < r:
                     continue
                 seen.append(x)
                 ev.evaluate(x, r)  # a new design, or r more replications of a repeat
             it += 1
-        # final model on everything measured, then leftover replications on the recommendation
+        # final model on everything measured, then the final paired selection against x0
         with manual_seed(seed + it):
-            rec = self._recommend(self._fit(problem, ev, bounds), ev, bounds)
+            model = self._fit(problem, ev, bounds)
+            rec = self._recommend(model, ev, bounds, x0, r)
+        st = ev.history.get(rec)
+        traj.record(ev.used, rec, st.mean if st is not None else float("nan"))
+        if final > 0 or ev.remaining > 0:
+            rec = self._final_selection(model, ev, x0, ev.remaining)
         st = ev.history.get(rec)
         if ev.remaining > 0:
             st = ev.evaluate(rec, ev.remaining)

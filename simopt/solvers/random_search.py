@@ -1,11 +1,25 @@
-"""Random search: space-filling samples of the box, ``reps`` replications each.
+"""Random search: space-filling samples of the feasible set, ``reps`` replications each.
 
-The simplest global method and the baseline every other solver must beat. Designs are drawn
-uniformly or from a scrambled Sobol sequence (``scipy.stats.qmc``) over ``problem.search_box()``
-(rounded for integer variables, duplicates skipped); each gets ``reps`` replications, and the
-recommendation is the design with the best sample mean. When fewer than ``reps`` replications
-remain, they go to the incumbent, sharpening its estimate rather than adding a poorly measured
-design that could win by luck.
+The simplest global method and the baseline every other solver must beat. Each design gets
+``reps`` replications, and the recommendation is the design with the best sample mean. When
+fewer than ``reps`` replications remain, they go to the incumbent, sharpening its estimate
+rather than adding a poorly measured design that could win by luck.
+
+Sampling (uniform over the feasible set, never a design twice):
+
+- continuous coordinates: uniform (or scrambled Sobol, ``scipy.stats.qmc``) over
+  ``problem.search_box()``;
+- integer coordinates: ``u in [0, 1)`` maps to ``lo + floor(u (hi - lo + 1))``, so every
+  lattice value has the same probability (rounding ``lo + u (hi - lo)`` would give the two
+  end values half the weight of the others);
+- an all-integer problem whose lattice has at most ``max_enumerate`` points is sampled
+  exactly without replacement: a random permutation of the lattice, feasible points kept in
+  that order, so no replication is spent on a duplicate and a small lattice is covered
+  completely before any point is measured twice;
+- constraints (``A x <= b``, a feasibility rule): infeasible draws are rejected (so the kept
+  designs are uniform on the feasible set); only when ``max_rejections`` batches in a row yield
+  nothing new is a draw repaired by ``Problem.project`` instead (documented bias towards
+  ``x0``, needed for feasible sets of tiny volume).
 """
 
 from __future__ import annotations
@@ -22,12 +36,14 @@ from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
 
 
 class RandomSearch(Solver):
-    """Uniform or Sobol random search.
+    """Uniform or Sobol random search over the feasible set (lattice-aware).
 
     Options:
         reps (int): replications per design (default 10).
         sampler (str): ``"sobol"`` (scrambled, default) or ``"uniform"``.
         include_x0 (bool): evaluate the starting design first (default True).
+        max_enumerate (int): largest integer lattice sampled exactly without replacement
+            (default 200000).
     """
 
     name = "random_search"
@@ -36,21 +52,25 @@ class RandomSearch(Solver):
     supports_integer = True
     integer_by_rounding = False
     uses_history = True
+    max_rejections = 20  # batches in a row without a new feasible design before repairing
 
-    def __init__(self, reps: int = 10, sampler: str = "sobol", include_x0: bool = True):
+    def __init__(self, reps: int = 10, sampler: str = "sobol", include_x0: bool = True,
+                 max_enumerate: int = 200_000):
         if int(reps) < 1:
             raise InputError(f"random_search: reps must be >= 1, got {reps}")
         if sampler not in ("sobol", "uniform"):
             raise InputError(
                 f"random_search: sampler must be 'sobol' or 'uniform', got {sampler!r}"
             )
-        super().__init__(reps=int(reps), sampler=sampler, include_x0=bool(include_x0))
+        super().__init__(reps=int(reps), sampler=sampler, include_x0=bool(include_x0),
+                         max_enumerate=int(max_enumerate))
         self.reps = int(reps)
         self.sampler = sampler
         self.include_x0 = bool(include_x0)
+        self.max_enumerate = int(max_enumerate)
 
     def _draw(self, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` points of the unit cube, shape ``(n, d)``."""
+        """``n`` points of the unit cube ``[0, 1)^d``, shape ``(n, d)``."""
         if self.sampler == "uniform":
             return rng.random((n, d))
         sobol = qmc.Sobol(d, scramble=True, seed=rng)
@@ -59,11 +79,67 @@ class RandomSearch(Solver):
             warnings.simplefilter("ignore")
             return sobol.random_base2(m)[:n]
 
+    @staticmethod
+    def lattice(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, count)`` per coordinate of the integer lattice of the search box (integer
+        coordinates only are meaningful)."""
+        box = Box.of(problem)
+        lo = np.ceil(box.lo - 1e-9)
+        count = np.floor(box.hi + 1e-9) - lo + 1
+        return lo, np.maximum(count, 1)
+
+    @staticmethod
+    def from_unit(problem: Problem, U: np.ndarray) -> np.ndarray:
+        """Designs from unit points, shape ``(n, d)``: continuous coordinates scaled into the
+        search box, integer ones mapped uniformly onto the lattice (module doc)."""
+        box = Box.of(problem)
+        U = np.clip(np.asarray(U, dtype=float), 0.0, 1.0 - 1e-12)
+        X = box.lo + U * box.width
+        mask = problem.integer_mask
+        if mask.any():
+            lo, count = RandomSearch.lattice(problem)
+            X[:, mask] = lo[mask] + np.minimum(np.floor(U[:, mask] * count[mask]),
+                                               count[mask] - 1)
+        return X
+
+    def _designs(self, problem: Problem, rng: np.random.Generator):
+        """New candidate designs, uniform over the feasible set, in order (a generator)."""
+        mask = problem.integer_mask
+        d = problem.dim
+        if mask.all():
+            lo, count = self.lattice(problem)
+            total = float(np.prod(count))
+            if total <= self.max_enumerate:
+                counts = count.astype(np.int64)
+                for idx in rng.permutation(int(total)):
+                    digits = np.empty(d)
+                    for i in range(d - 1, -1, -1):  # mixed-radix decoding of the index
+                        idx, digits[i] = divmod(int(idx), int(counts[i]))
+                    x = lo + digits
+                    if problem.is_feasible(x):
+                        yield x
+                return
+        misses = 0
+        batch = 64
+        while True:
+            X = self.from_unit(problem, self._draw(batch, d, rng))
+            found = False
+            for x in X:
+                if not problem.constrained or problem.is_feasible(x):
+                    found = True
+                    yield problem.project(x)
+            if found:
+                misses = 0
+                continue
+            misses += 1
+            if misses >= self.max_rejections:  # a sliver of a feasible set: repair instead
+                for x in X:
+                    yield problem.project(x)
+
     def _search(
         self, problem: Problem, ev: Evaluator, traj: Trajectory, x0: np.ndarray,
         rng: np.random.Generator,
     ) -> None:
-        box = Box.of(problem)
         r = self.reps
         best = ev.history.best(problem.minimize, min_reps=r)
         if self.include_x0:
@@ -72,20 +148,34 @@ class RandomSearch(Solver):
                 best = st
         if best is not None:
             traj.record(ev.used, best.x, best.mean)
-        n_new = max(1, ev.remaining // r)
-        # draw twice as many as needed: rounding integer designs can produce duplicates
-        U = self._draw(2 * n_new, problem.dim, rng)
-        for u in U:
+        stale = 0  # draws in a row that were already measured
+        for x in self._designs(problem, rng):
             if ev.remaining < r:
                 break
-            x = problem.project(box.from_unit(u))
             if ev.history.get(x) is not None:
-                continue  # already measured (warm start, x0 or a rounding duplicate)
+                stale += 1
+                if stale > 10_000:  # (nearly) every feasible design is measured already
+                    break
+                continue  # already measured (warm start, x0 or a repaired duplicate)
+            stale = 0
             st = ev.evaluate(x, r)
             if best is None or ev.signed_mean(st) < ev.signed_mean(best):
                 best = st
                 traj.record(ev.used, st.x, st.mean)
-        # leftover replications (< r): sharpen the incumbent's estimate
-        if best is not None and ev.remaining > 0:
-            st = ev.evaluate(best.x, ev.remaining)
-            traj.record(ev.used, st.x, st.mean)
+        # leftover replications: sharpen the best designs' estimates. When the whole feasible
+        # lattice was measured, successive halving on the best half spends them usefully.
+        while best is not None and ev.remaining > 0:
+            if ev.remaining < r or len(ev.history) < 2:
+                st = ev.evaluate(best.x, ev.remaining)
+                traj.record(ev.used, st.x, st.mean)
+                break
+            order = sorted(ev.history.stats.values(), key=ev.signed_mean)
+            top = order[: max(2, len(order) // 2)]
+            n = max(s.n for s in top) + r
+            for s in top:
+                if ev.remaining <= 0:
+                    break
+                ev.evaluate_upto(s.x, n)
+            full = [s for s in top if s.n >= n] or top
+            best = min(full, key=ev.signed_mean)
+            traj.record(ev.used, best.x, best.mean)

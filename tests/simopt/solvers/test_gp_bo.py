@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import FAST_OPTIONS, integer_quadratic
 
-from simopt import solvers
+from simopt import Problem, Variable, solvers
 from simopt.solvers.base import Evaluator
 from simopt.solvers.gp_bo import shrunk_noise_variance
 
@@ -38,7 +38,7 @@ def test_warm_start_reuses_history_designs(example):
         ev.evaluate(rng.uniform(-3, 3, 2), 5)
     hist = ev.history
     new = []
-    traj = solvers.get("gp_bo", reps=5, **FAST).run(
+    traj = solvers.get("gp_bo", reps=5, final_frac=0.0, **FAST).run(
         example, 15, seed=1, history=hist, on_evaluate=lambda x, v, u: new.append(x.copy())
     )
     # no initial design paid again: x0 plus acquisition designs only (3 x 5 replications)
@@ -76,3 +76,56 @@ def test_log_warp_is_monotone_with_the_right_derivative():
     np.testing.assert_allclose(dw, fd, rtol=1e-6)
     # the heavy-tail design is compressed: within ~7 of the best instead of 1.5e5
     assert w.max() < 8
+
+
+def unstable_queue():
+    """An M/M/1-like cost in the service rate ``mu`` in [0, 30] with arrival rate 1: the mean
+    sojourn ``1 / (mu - 1)`` plus ``0.1 mu^2``, with exponential (heavy-tailed) noise, and a
+    huge cost (1e4 x a lognormal) once the queue is unstable (``mu <= 1.05``). Minimum near
+    ``mu = 2.9``; ``x0 = 4``."""
+
+    def value(mu):
+        return 1.0 / (mu - 1.0) + 0.1 * mu**2
+
+    def one(x, rng):
+        mu = x[0]
+        if mu <= 1.05:
+            return {"objective": 1e4 * rng.lognormal(0.0, 2.0)}
+        return {"objective": value(mu) * rng.exponential(1.0)}
+
+    problem = Problem.from_function(
+        "UNSTABLE", "toy queue", [Variable("mu", 0.0, 30.0)], one, x0=[4.0]
+    )
+    return problem, value
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_never_worse_than_x0_on_a_heavy_tailed_problem_with_an_unstable_region(seed):
+    p, value = unstable_queue()
+    traj = solvers.get("gp_bo", **FAST | {"max_fits": 6}).run(p, 120, seed=seed)
+    x = traj.best_x[0]
+    assert x > 1.05 and value(x) <= value(4.0)
+    # the recommendation is backed by the most replications of the run (final selection)
+    h = traj.history
+    assert h.get(traj.best_x).n == max(h.counts)
+
+
+def test_tukey_cap_keeps_the_order_below_the_fence():
+    from simopt.solvers.gp_bo import tukey_cap
+
+    w = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 9.0])
+    c = tukey_cap(w)
+    q25, q75 = np.quantile(w, [0.25, 0.75])
+    assert c[-1] == pytest.approx(q75 + 1.5 * (q75 - q25)) and c[-1] < 9.0
+    np.testing.assert_array_equal(c[:-1], w[:-1])
+
+
+def test_final_selection_keeps_x0_when_no_design_is_confidently_better():
+    # pure noise: every design has the same mean, so no candidate may displace x0
+    p = Problem.from_function("FLAT", "flat", [Variable("x", 0.0, 1.0)],
+                              lambda x, rng: {"objective": rng.standard_normal()}, x0=[0.5])
+    kept = sum(
+        np.array_equal(solvers.get("gp_bo", **FAST).run(p, 60, seed=s).best_x, [0.5])
+        for s in range(4)
+    )
+    assert kept >= 3

@@ -54,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     for rp in result.replans:
         console.print(f"re-plan at {rp['budget']}: {rp['reason']} -> {rp['new']}")
     if not result.replans:
-        console.print("re-plans: none (real progress stayed inside the expected band)")
+        console.print("re-plans: none (the real system was never significantly worse than the "
+                      "replicas predicted)")
     console.print(f"recommended x = {result.best_x.round(4).tolist()}, "
-                  f"estimate {result.best_estimate:.4f} ({result.budget_used} replications)")
+                  f"estimate {result.describe_estimate()}; {result.budget_used} real "
+                  "replications in all")
     if problem.known_optimum is not None:
         xs, fs = problem.known_optimum
         est = problem.simulate(result.best_x, 2000, seed=12345).mean

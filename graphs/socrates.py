@@ -279,7 +279,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
     if not tried:
         tried = stages.singles(summary, names, cfg.score, cfg.robustness)
     if cfg.composition == "best_single":
-        best = stages.best_single(summary, names, cfg.score, cfg.robustness)
+        best = stages.compose.best(tried)
         _emit("meta_optimize", round=cfg.rounds, schedule=Schedule.from_json(best).describe())
         return {"tried": tried, "round": cfg.rounds, "schedule": best,
                 "events": [{"node": "meta_optimize", "composition": "best_single",
@@ -297,7 +297,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
     )
     _emit("meta_optimize", round=state["round"] + 1, schedule=sched.describe(), score=score)
     tried_all = tried + ([[sched.to_json(), score]] if known is None else [])
-    best = min(tried_all, key=lambda t: t[1])[0]
+    best = stages.compose.best(tried_all)
     return {
         "tried": tried_all,
         "round": state["round"] + 1,
@@ -334,7 +334,7 @@ def approve(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
         _emit("calibrate_monitor")
         monitor["calibration"] = stages.false_alarm_rate(
             ens.replicas, weights, sched, budget, _start(state, ctx), len(cps), cfg.false_alarm,
-            runs_per_replica=max(1, cfg.macroreps), seed=cfg.seed, n_pred=cfg.n_postreps,
+            runs_per_replica=1, seed=cfg.seed, n_pred=cfg.n_postreps,
         )
     approved = True
     if cfg.approve:

@@ -45,9 +45,22 @@ def singles(summary, names, kind: str, robustness: float) -> list[list]:
     ]
 
 
+def preference(entry: list) -> tuple:
+    """Sort key of a scored ``[schedule JSON, score]``: by score; among equal scores (replicas
+    that cannot tell solvers apart) an uninformed global search last, then the order in which
+    they were scored."""
+    uninformed = any(s["solver"] == "random_search" for s in entry[0]["segments"])
+    return (round(float(entry[1]), 9), uninformed)
+
+
+def best(tried: list[list]) -> dict:
+    """The schedule JSON of the most preferred scored schedule (:func:`preference`)."""
+    return min(tried, key=preference)[0]
+
+
 def best_single(summary, names, kind: str, robustness: float) -> dict:
     """The schedule JSON of the best single solver on the replicas."""
-    return min(singles(summary, names, kind, robustness), key=lambda t: t[1])[0]
+    return best(singles(summary, names, kind, robustness))
 
 
 def score(schedule: Schedule, replicas, weights, summary, x0, macroreps, seed, n_postreps,

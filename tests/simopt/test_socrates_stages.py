@@ -179,3 +179,22 @@ def test_data_plan_keeps_three_designs_on_small_budgets():
     assert stages.data_plan(8, 5) == (4, 2)
     n, r = stages.data_plan(4, 5)
     assert n >= 3 and r >= 2
+
+
+def test_ties_between_schedules_put_random_search_last():
+    rs = Schedule([Segment("random_search", 1.0)]).to_json()
+    nm = Schedule([Segment("nelder_mead", 1.0)]).to_json()
+    bo = Schedule([Segment("gp_bo", 1.0)]).to_json()
+    assert stages.compose.best([[rs, 0.5], [nm, 0.5], [bo, 0.5]]) == nm
+    assert stages.compose.best([[rs, 0.4], [nm, 0.5]]) == rs  # a better score still wins
+
+
+def test_robust_score_charges_the_spread():
+    class S:
+        mean = [1.0, 0.5, 0.2]
+        q90 = [1.0, 0.9, 0.8]
+
+    grid = np.array([0.0, 0.5, 1.0])
+    base = stages.compose.base_score(np.array(S.mean), grid, "terminal")
+    assert stages.robust_score(S, grid, "terminal", 0.0) == pytest.approx(base)
+    assert stages.robust_score(S, grid, "terminal", 0.5) == pytest.approx(0.2 + 0.5 * 0.6)

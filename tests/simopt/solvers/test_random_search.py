@@ -49,3 +49,49 @@ def test_improves_on_example(example):
     gaps = [np.sum(solvers.get("random_search").run(example, 1000, seed=s).best_x ** 2) / 8.0
             for s in range(3)]
     assert np.mean(gaps) < 0.7  # measured 0.05-0.54 per run
+
+
+def _lattice_problem(constraints=None):
+    from simopt import Problem, Variable
+
+    V = [Variable("a", 0, 4, integer=True), Variable("b", 0, 4, integer=True)]
+    return Problem.from_function(
+        "LAT", "lattice", V,
+        lambda x, rng: {"objective": float((x[0] - 3) ** 2 + (x[1] - 1) ** 2
+                                           + rng.standard_normal())},
+        x0=[0, 0], constraints=constraints,
+    )
+
+
+@pytest.mark.parametrize("sampler", ["sobol", "uniform"])
+def test_a_small_lattice_is_covered_without_duplicates(sampler):
+    p = _lattice_problem()
+    seen = []
+    traj = solvers.get("random_search", reps=4, sampler=sampler).run(
+        p, 25 * 4, seed=3, on_evaluate=lambda x, v, u: seen.append(tuple(x)))
+    # 25 lattice points x 4 replications: each point measured once, exactly 4 times
+    assert len(seen) == 25 and len(set(seen)) == 25
+    assert all(n == 4 for n in traj.history.counts)
+
+
+def test_lattice_sampling_is_uniform_including_the_end_values():
+    from simopt.solvers.random_search import RandomSearch
+
+    p = _lattice_problem()
+    U = np.random.default_rng(0).random((50_000, 2))
+    X = RandomSearch.from_unit(p, U)
+    freq = np.bincount(X[:, 0].astype(int), minlength=5) / len(X)
+    # rounding lo + u (hi - lo) would give 0 and 4 a probability of 1/8 each
+    np.testing.assert_allclose(freq, 0.2, atol=0.01)
+
+
+def test_constrained_lattice_is_sampled_only_where_feasible_then_refined():
+    p = _lattice_problem(constraints=([[1.0, 1.0]], [4.0]))  # 15 feasible points of 25
+    seen = []
+    traj = solvers.get("random_search", reps=2).run(
+        p, 100, seed=1, on_evaluate=lambda x, v, u: seen.append(tuple(x)))
+    pts = set(seen)
+    assert len(pts) == 15 and all(a + b <= 4 for a, b in pts)
+    assert traj.budget_used == 100  # the leftover 70 replications refine the best designs
+    assert max(traj.history.counts) > 2 and tuple(traj.best_x) in {(3.0, 1.0), (2.0, 1.0),
+                                                                  (3.0, 0.0), (2.0, 2.0)}

@@ -17,13 +17,24 @@ the true ``phi_x`` (``oracle``).
 
 At the Bradley-Terry optimum DPO's implicit reward gap between adjacent arms is about
 ``logit(g_phi(1)) = -log phi_x``: the dispersion is mixed into the reward scale (tiny gaps for
-dispersed prompts). MallowsPO divides it out, giving comparable gaps on every prompt.
+dispersed prompts). MallowsPO divides it out, giving comparable gaps on every prompt: with the
+true ``phi`` MallowsPO-phi's population optimum is exactly one unit of reward per rank step.
+
+With one table row per prompt, MallowsPO-theta is DPO with a per-prompt beta, so the learned
+*ranking* of every prompt is DPO's at the optimum (any data); what differs is the policy
+``pi ∝ pi_ref exp(r / beta)``: :func:`policy_metrics` reports the probability of the best arm,
+the expected rank utility, the win rate against the reference under the true Mallows model and
+the KL to the reference. :func:`fit_implicit_rewards` solves a method's loss exactly (full
+batch, L-BFGS) on pair counts, per prompt or with one reward vector shared by all prompts
+(``make_bandit(..., shared_ranking=True)``: same true ranking, different dispersions, the
+setting where a per-prompt weight changes what is learned).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -123,12 +134,19 @@ class DispersionBandit:
         return util
 
 
-def make_bandit(cfg: BanditSection, seed: int, eval_fraction: float = 0.1) -> DispersionBandit:
-    """Draw true rankings and preference pairs for ``cfg`` from ``seed``."""
+def make_bandit(cfg: BanditSection, seed: int, eval_fraction: float = 0.1,
+                shared_ranking: bool = False) -> DispersionBandit:
+    """Draw true rankings and preference pairs for ``cfg`` from ``seed``.
+
+    ``shared_ranking``: every prompt gets the first prompt's true ranking (prompts then differ
+    only in dispersion); the random streams are the same as without it.
+    """
     rng = np.random.default_rng([seed, 7])
     phis = np.asarray(cfg.phis, dtype=float)
     P, K = len(phis), cfg.n_arms
     centers = np.stack([rng.permutation(K) for _ in range(P)])
+    if shared_ranking:
+        centers = np.repeat(centers[:1], P, axis=0)
     ref_logits = torch.zeros(P, K, dtype=torch.float64)
     for x in range(P):
         rank_of = np.empty(K, dtype=int)
@@ -177,13 +195,17 @@ def _table(model: nn.Module) -> torch.Tensor:
 
 def evaluate(bandit: DispersionBandit, policy: nn.Module, reference: nn.Module,
              beta: float) -> dict[str, float]:
-    """Per-prompt ranking recovery and reward scale.
+    """Per-prompt ranking recovery, reward scale and the policy's quality.
 
     Returns:
         ``eval/kendall_tau/p{x}``: Kendall tau between learned rewards and the true ranking;
         ``eval/reward_gap/p{x}``: (reward of best arm - reward of worst) / (K - 1), the learned
         reward per rank step; plus ``eval/kendall_tau_min`` and ``eval/reward_gap_spread``
         (max gap / min gap over prompts: 1 when the scale is the same on every prompt).
+        Policy level (:func:`policy_metrics` of ``softmax(policy logits)``):
+        ``eval/p_best/p{x}``, ``eval/utility/p{x}``, ``eval/win_rate/p{x}``, ``eval/kl/p{x}``,
+        and over prompts ``eval/p_best_min``, ``eval/p_best_range`` (max - min),
+        ``eval/win_rate_mean``, ``eval/utility_mean``.
     """
     rewards = learned_rewards(policy, reference, beta).numpy()
     out: dict[str, float] = {}
@@ -201,17 +223,245 @@ def evaluate(bandit: DispersionBandit, policy: nn.Module, reference: nn.Module,
     pos = [g for g in gaps if g > 0]
     out["eval/reward_gap_spread"] = float(max(pos) / min(pos)) if len(pos) == len(gaps) else \
         float("inf")
+    rows = policy_metrics(bandit, torch.log_softmax(_table(policy).double(), -1).numpy())
+    for x, row in enumerate(rows):
+        for key in ("p_best", "utility", "win_rate", "kl"):
+            out[f"eval/{key}/p{x}"] = row[key]
+    p_best = [r["p_best"] for r in rows]
+    out["eval/p_best_min"] = min(p_best)
+    out["eval/p_best_range"] = max(p_best) - min(p_best)
+    out["eval/win_rate_mean"] = float(np.mean([r["win_rate"] for r in rows]))
+    out["eval/utility_mean"] = float(np.mean([r["utility"] for r in rows]))
     return out
 
 
 def per_prompt_table(bandit_phis: list[float], metrics: dict[str, float]) -> list[dict[str, float]]:
-    """Rows ``{prompt, phi, kendall_tau, reward_gap}`` read back from a run's final metrics."""
-    return [
-        {
-            "prompt": x,
-            "phi": phi,
-            "kendall_tau": metrics[f"eval/kendall_tau/p{x}"],
-            "reward_gap": metrics[f"eval/reward_gap/p{x}"],
-        }
-        for x, phi in enumerate(bandit_phis)
-    ]
+    """Rows ``{prompt, phi, kendall_tau, reward_gap, p_best, utility, win_rate, kl}`` read back
+    from a run's final metrics (the policy-level keys only when the run logged them)."""
+    rows = []
+    for x, phi in enumerate(bandit_phis):
+        row = {"prompt": x, "phi": phi, "kendall_tau": metrics[f"eval/kendall_tau/p{x}"],
+               "reward_gap": metrics[f"eval/reward_gap/p{x}"]}
+        for key in ("p_best", "utility", "win_rate", "kl"):
+            if f"eval/{key}/p{x}" in metrics:
+                row[key] = metrics[f"eval/{key}/p{x}"]
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Policy-level quality against the true Mallows preferences
+# --------------------------------------------------------------------------------------------
+
+
+def win_matrix(bandit: DispersionBandit, x: int) -> np.ndarray:
+    """``(K, K)`` true ``P(a beats b)`` for prompt ``x`` (``g_phi`` of the rank distance).
+
+    The diagonal is 1/2 (a tie between two draws of the same arm).
+    """
+    rank_of = np.empty(bandit.n_arms, dtype=int)
+    rank_of[bandit.centers[x]] = np.arange(bandit.n_arms)
+    phi = float(bandit.phis[x])
+    return np.array([[pairwise_win_probability(int(rank_of[b] - rank_of[a]), phi)
+                      for b in range(bandit.n_arms)] for a in range(bandit.n_arms)])
+
+
+def policy_metrics(bandit: DispersionBandit, log_policy: np.ndarray) -> list[dict[str, float]]:
+    """Quality of a policy ``pi(a|x) = exp(log_policy[x, a])`` against the true model.
+
+    Per prompt: ``p_best`` = ``pi(best arm)``; ``utility`` = ``E_pi[(K - 1 - rank) / (K - 1)]``
+    (1 = always the best arm, 0 = always the worst); ``win_rate`` = P(an answer drawn from
+    ``pi`` beats one drawn from the reference under a fresh Mallows ranking; ties 1/2), so 0.5
+    for the reference itself; ``kl`` = ``KL(pi ‖ pi_ref)`` in nats.
+    """
+    ref = torch.log_softmax(bandit.ref_logits.double(), -1).numpy()
+    K = bandit.n_arms
+    rows = []
+    for x in range(bandit.n_prompts):
+        logp = log_policy[x] - np.logaddexp.reduce(log_policy[x])
+        p, q = np.exp(logp), np.exp(ref[x])
+        rank_of = np.empty(K, dtype=int)
+        rank_of[bandit.centers[x]] = np.arange(K)
+        rows.append({
+            "p_best": float(p[bandit.centers[x][0]]),
+            "utility": float(p @ ((K - 1 - rank_of) / (K - 1))),
+            "win_rate": float(p @ win_matrix(bandit, x) @ q),
+            "kl": float(np.sum(p * (logp - ref[x]))),
+        })
+    return rows
+
+
+def reference_entropy(bandit: DispersionBandit) -> np.ndarray:
+    """``(P,)`` normalized entropy ``Hn(x) = H(pi_ref(.|x)) / log K`` of each prompt.
+
+    A response is one token, so this is exactly what MallowsPO's ``dispersion_weight`` reads
+    from the reference for any pair of the prompt.
+    """
+    ref = torch.log_softmax(bandit.ref_logits.double(), -1)
+    return (-(ref.exp() * ref).sum(-1) / np.log(bandit.n_arms)).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Exact (full-batch) optima of the preference losses on the bandit
+# --------------------------------------------------------------------------------------------
+
+
+def pair_counts(pairs: list[TokenizedPair], n_prompts: int, n_arms: int) -> np.ndarray:
+    """``(P, K, K)`` counts ``wins[x, a, b]``: how often arm ``a`` beat ``b`` on prompt ``x``."""
+    wins = np.zeros((n_prompts, n_arms, n_arms))
+    for pair in pairs:
+        wins[pair.prompt_ids[0], pair.chosen_ids[0], pair.rejected_ids[0]] += 1
+    return wins
+
+
+def population_counts(bandit: DispersionBandit, pairs_per_prompt: float = 1.0) -> np.ndarray:
+    """Expected :func:`pair_counts` of ``pairs_per_prompt`` pairs per prompt (infinite data).
+
+    A pair is an unordered arm pair drawn uniformly; ``a`` wins with ``P(a beats b)``.
+    """
+    P, K = bandit.n_prompts, bandit.n_arms
+    wins = np.zeros((P, K, K))
+    per_pair = pairs_per_prompt / (K * (K - 1) / 2)
+    for x in range(P):
+        w = win_matrix(bandit, x)
+        np.fill_diagonal(w, 0.0)
+        wins[x] = per_pair * w
+    return wins
+
+
+def mle_exists(wins: np.ndarray) -> bool:
+    """Whether a logistic-type fit of ``wins`` (``(K, K)``) has a finite optimum.
+
+    True iff the directed graph with an edge ``a -> b`` whenever ``a`` beat ``b`` is strongly
+    connected (Zermelo / Ford's condition): otherwise a group of arms never lost to the rest
+    and the rewards of the fit run off to infinity.
+    """
+    K = wins.shape[0]
+    edges = wins > 0
+
+    def reach(adj: np.ndarray) -> int:
+        seen, stack = {0}, [0]
+        while stack:
+            a = stack.pop()
+            for b in np.flatnonzero(adj[a]):
+                if int(b) not in seen:
+                    seen.add(int(b))
+                    stack.append(int(b))
+        return len(seen)
+
+    return reach(edges) == K and reach(edges.T) == K
+
+
+@dataclass
+class RewardFit:
+    """An exact fit: ``rewards`` ``(P, K)`` = ``beta log(pi/pi_ref)`` (mean 0 per prompt),
+    ``log_policy`` ``(P, K)``, the final mean loss and gradient norm."""
+
+    rewards: np.ndarray
+    log_policy: np.ndarray
+    loss: float
+    grad_norm: float
+    converged: bool
+
+
+def fit_implicit_rewards(
+    bandit: DispersionBandit,
+    wins: np.ndarray,
+    algorithm: Literal["dpo", "mallowspo-theta", "mallowspo-phi"],
+    beta: float = 1.0,
+    c: np.ndarray | None = None,
+    phi: np.ndarray | None = None,
+    shared: bool = False,
+    tol: float = 1e-9,
+    max_iter: int = 500,
+    init: np.ndarray | None = None,
+) -> RewardFit:
+    """Minimize the method's mean loss over ``wins`` exactly (full batch, float64 L-BFGS).
+
+    The policy is ``log pi(.|x) = log_softmax(ref_logits[x] + u[x])`` with a free table ``u``
+    (``shared=False``: the trainer's :class:`TabularPolicy`) or one vector ``u`` for every
+    prompt (``shared=True``). The margins and losses are the library's own
+    (:func:`~training.losses.preference.preference_delta`, ``dpo_loss``,
+    ``mallows_theta_loss``, ``mallows_phi_loss``); ``c`` / ``phi`` are per-prompt ``(P,)``.
+    A fit whose optimum is at infinity (:func:`mle_exists` false) stops at ``max_iter`` with
+    ``converged=False``.
+
+    ``init``: starting ``u`` (``(P, K)``, or ``(1, K)`` when shared); default 0 (the
+    reference), except for ``mallowspo-phi``, which starts from the DPO fit: its link is
+    discontinuous at ``Δ = 0`` (``g_phi(0+) > 1/2``, the paper's right-hand limit), so at the
+    reference, where every margin is 0, the full-batch loss has a local minimum whenever both
+    orders of a pair were observed, and a line search cannot leave it.
+    """
+    from training.losses.preference import (
+        dpo_loss,
+        mallows_phi_loss,
+        mallows_theta_loss,
+        preference_delta,
+    )
+
+    P, K = bandit.n_prompts, bandit.n_arms
+    xs, ws, ls = np.nonzero(wins)
+    weight = torch.as_tensor(wins[xs, ws, ls], dtype=torch.float64)
+    weight = weight / weight.sum()
+    xs_t, ws_t, ls_t = (torch.as_tensor(v, dtype=torch.long) for v in (xs, ws, ls))
+    ref = torch.log_softmax(bandit.ref_logits.double(), -1)
+    if init is None and algorithm == "mallowspo-phi":
+        dpo = fit_implicit_rewards(bandit, wins, "dpo", beta=beta, shared=shared, tol=tol,
+                                   max_iter=max_iter)
+        init = (dpo.log_policy - ref.numpy())[:1] if shared else dpo.log_policy - ref.numpy()
+    u = torch.zeros(1 if shared else P, K, dtype=torch.float64)
+    if init is not None:
+        u = torch.as_tensor(np.asarray(init, dtype=float), dtype=torch.float64).clone()
+    u.requires_grad_(True)
+    per_pair = {"c": None, "phi": None}
+    for name, values in (("c", c), ("phi", phi)):
+        if values is not None:
+            per_pair[name] = torch.as_tensor(np.asarray(values, dtype=float)[xs],
+                                             dtype=torch.float64)
+
+    def objective() -> torch.Tensor:
+        logp = torch.log_softmax(ref + u, -1)  # (P, K) by broadcasting when shared
+        pc, pr = logp[xs_t, ws_t], logp[xs_t, ls_t]
+        rc, rr = ref[xs_t, ws_t], ref[xs_t, ls_t]
+        if algorithm == "dpo":
+            losses = dpo_loss(pc, pr, rc, rr, beta)[0]
+        else:
+            delta = preference_delta(pc, pr, rc, rr, beta)
+            if algorithm == "mallowspo-theta":
+                if per_pair["c"] is None:
+                    raise ValueError("mallowspo-theta needs c")
+                losses = mallows_theta_loss(delta, per_pair["c"])
+            elif algorithm == "mallowspo-phi":
+                if per_pair["phi"] is None:
+                    raise ValueError("mallowspo-phi needs phi")
+                losses = mallows_phi_loss(delta, per_pair["phi"])
+            else:
+                raise ValueError(f"unknown algorithm {algorithm!r}")
+        return (weight * losses).sum()
+
+    optimizer = torch.optim.LBFGS([u], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
+                                  tolerance_change=0.0, history_size=50,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    loss = closure().detach()
+    grad_norm = float(u.grad.abs().max())
+    with torch.no_grad():
+        log_policy = torch.log_softmax(ref + u, -1)
+        rewards = beta * (log_policy - ref)
+        rewards = rewards - rewards.mean(-1, keepdim=True)
+    return RewardFit(rewards.numpy(), log_policy.numpy(), float(loss), grad_norm,
+                     grad_norm <= 10 * tol)
+
+
+def reward_gaps(bandit: DispersionBandit, rewards: np.ndarray) -> np.ndarray:
+    """``(P,)`` reward per rank step, (best - worst) / (K - 1), as :func:`evaluate` reports."""
+    best, worst = bandit.centers[:, 0], bandit.centers[:, -1]
+    idx = np.arange(bandit.n_prompts)
+    return (rewards[idx, best] - rewards[idx, worst]) / (bandit.n_arms - 1)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simopt import solvers
+from simopt.errors import InputError
 from simopt.executors import Executor, get_executor
 from simopt.problem import Problem
 from simopt.schedule import Schedule, execute_schedule
@@ -44,6 +45,35 @@ def _run_one(
 def _run_schedule(problem: Problem, schedule: dict, budget: int, x0: np.ndarray, seed: int) -> dict:
     run = execute_schedule(problem, Schedule.from_json(schedule), budget, x0=x0, seed=seed)
     return run.trajectory.to_json()
+
+
+def _check_capable(replicas: Sequence[Problem], solver_names: Sequence[str]) -> None:
+    """InputError naming a solver that cannot move on the replicas' variables
+    (:func:`simopt.solvers.solver_supports`); callers filter the portfolio first."""
+    for name in solver_names:
+        for rep in replicas[:1]:  # replicas mirror one problem's variables
+            if not solvers.solver_supports(name, rep):
+                kinds = "integer" if rep.integer_mask.all() else (
+                    "continuous" if not rep.integer_mask.any() else "mixed")
+                raise InputError(
+                    f"solver {name!r} does not support {rep.name}'s {kinds} variables; "
+                    "leave it out of the portfolio (simopt.solvers.solver_supports)"
+                )
+
+
+def _starts(replicas: Sequence[Problem], x0) -> list[np.ndarray]:
+    """The starting design on each replica; an explicit ``x0`` must be feasible (one-line
+    InputError otherwise: a repaired start would silently race from another design)."""
+    out = []
+    for r in replicas:
+        x = r.x0 if x0 is None else x0
+        if r.constrained:
+            why = r.violation(r._box_round(x))
+            if why is not None:
+                raise InputError(f"{r.name}: the starting design x0="
+                                 f"{r._box_round(x).tolist()} is infeasible: {why}")
+        out.append(r.project(x))
+    return out
 
 
 def post_replicate(problem: Problem, xs: Sequence[np.ndarray], n_postreps: int) -> dict:
@@ -213,9 +243,10 @@ def evaluate_portfolio(
     depend on it.
     """
     options = options or {}
+    _check_capable(replicas, solver_names)
     run = get_executor(executor, n_jobs)
     weights_arr = np.asarray(weights, dtype=float)
-    start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
+    start = _starts(replicas, x0)
     jobs = [
         (_run_one, (rep, a, budget, start[k], seed + m, dict(options.get(a, {}))))
         for k, rep in enumerate(replicas)
@@ -276,7 +307,7 @@ def score_schedule(
     ``executor`` as in :func:`evaluate_portfolio`.
     """
     run = get_executor(executor, n_jobs)
-    start = [r.project(r.x0 if x0 is None else x0) for r in replicas]
+    start = _starts(replicas, x0)
     jobs = [
         (_run_schedule, (rep, schedule.to_json(), budget, start[k], seed + m))
         for k, rep in enumerate(replicas)

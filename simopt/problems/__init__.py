@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "AMBULANCE-1": "simopt.problems.ambulance:AmbulanceLocation",
     "EXAMPLE-1": "simopt.problems.example:NoisyQuadratic",
     "PARAMESTI-1": "simopt.problems.paramesti:GammaParameterEstimation",
+    "NEWSALLOC-1": "simopt.problems.newsalloc:CapacitatedNewsvendor",
 }
 
 

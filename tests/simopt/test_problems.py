@@ -42,6 +42,7 @@ REFERENCE_F_X0 = {
     "AMBULANCE-1": (16.1, 200),
     "EXAMPLE-1": (8.0, 400),
     "PARAMESTI-1": (-9.147, 1000),
+    "NEWSALLOC-1": (193.4819, 400),  # exact expectation (simopt.problems.newsalloc)
 }
 
 
@@ -50,7 +51,7 @@ def problems() -> dict[str, Problem]:
     return {name: get_problem(name) for name in ALL}
 
 
-def test_registry_lists_the_eight_problems():
+def test_registry_lists_the_nine_problems():
     assert set(ALL) == set(REFERENCE_F_X0)
     assert get_problem("cntnews-1").name == "CNTNEWS-1"
     with pytest.raises(InputError, match="unknown problem"):
@@ -160,6 +161,7 @@ def test_stored_optimum_value_reproduces(problems, name, n_reps):
         ("AMBULANCE-1", [6.0, 6.0, 21.0, 6.0], "base2_x=21.0 is outside"),
         ("EXAMPLE-1", [np.nan, 0.0], "non-finite"),
         ("PARAMESTI-1", [0.05, 5.0], r"x1=0.05 is outside \[0.1, 10.0\]"),
+        ("NEWSALLOC-1", [40, 40, 0, 0], r"infeasible: constraint 0 .* reads 120"),
     ],
 )
 def test_invalid_designs_raise_input_error(problems, name, bad, match):
@@ -493,3 +495,41 @@ def test_from_function_requires_every_observable_each_replication():
 
     with pytest.raises(SimulationError, match=r"did not return observables \['load'\]"):
         _user_problem(drops).simulate([0.5], 2, seed=0)
+
+
+# ---- NEWSALLOC-1: exact expectation and optimum ---------------------------------------------
+def test_newsalloc_exact_expectation_matches_simulation(problems):
+    from simopt.problems.newsalloc import expected_profit
+
+    p = problems["NEWSALLOC-1"]
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x = p.project(rng.integers(0, 30, size=4))
+        obs = p.simulate(x, 4000, seed=11)
+        se = math.sqrt(obs.variance / 4000)
+        assert abs(obs.mean - expected_profit(x)) < 4 * se
+
+
+def test_newsalloc_dynamic_program_equals_brute_force_enumeration():
+    from scipy.stats import nbinom
+
+    from simopt.problems import newsalloc as na
+
+    # independent: E profit by summing the pmf over demand, then every feasible lattice point
+    d = np.arange(400)
+    g = np.empty((4, na.MAX_ORDER + 1))
+    for i in range(4):
+        pmf = nbinom.pmf(d, na.DISPERSION, na.DISPERSION / (na.DISPERSION + na.MEAN_DEMAND[i]))
+        for q in range(na.MAX_ORDER + 1):
+            sales = np.minimum(d, q)
+            g[i, q] = pmf @ (na.PRICE[i] * sales + na.SALVAGE[i] * (q - sales)) - na.COST[i] * q
+    grids = np.meshgrid(*[np.arange(na.MAX_ORDER + 1)] * 4, indexing="ij")
+    X = np.stack([a.reshape(-1) for a in grids], axis=1)
+    X = X[X @ na.SPACE <= na.CAPACITY]
+    vals = g[0, X[:, 0]] + g[1, X[:, 1]] + g[2, X[:, 2]] + g[3, X[:, 3]]
+    x_star, f_star = na.exact_optimum()
+    assert f_star == pytest.approx(float(vals.max()), abs=1e-8)
+    np.testing.assert_array_equal(x_star, X[int(np.argmax(vals))])
+    assert na.SPACE @ np.array(x_star) <= na.CAPACITY
+    # the capacity binds: the best unconstrained orders do not fit
+    assert na.SPACE @ g.argmax(axis=1) > na.CAPACITY

@@ -343,6 +343,10 @@ class Problem(ABC):
             raise InputError(f"{self.name}: the starting design x0={x0.tolist()} is infeasible: "
                              f"{why}; choose a feasible x0")
 
+    def box_round(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Clip ``x`` into the box and round integer variables (no constraint repair)."""
+        return self._box_round(x)
+
     def _box_round(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
         """Clip ``x`` into the box and round integer variables (no constraint repair)."""
         x = np.asarray(x, dtype=float).reshape(-1)

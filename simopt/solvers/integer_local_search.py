@@ -25,6 +25,10 @@ declares ``supports_continuous = False``: it is a lattice method, and on continu
 the continuous solvers of the portfolio are the ones :func:`~simopt.solvers.solver_supports`
 offers (SOCRATES races only those).
 
+Constraints: a neighbour outside ``A x <= b`` (or rejected by the feasibility rule) is
+skipped, not repaired; on a binding constraint the pairwise moves (one variable up, another
+down) are the ones that move along it.
+
 Replications inherited from a warm-start history have no per-replication values; comparisons
 then use Welch's unpaired statistic on the running moments.
 """
@@ -122,9 +126,9 @@ class IntegerLocalSearch(Solver):
             for moves in (self._coordinate_moves(d, step), self._pair_moves(d, step, rng)):
                 best_cand, best_z, best_dir = None, 0.0, None
                 for mv in moves:
-                    x = problem.project(inc.x + mv)
-                    if np.array_equal(x, inc.x):
-                        continue  # a move blocked by the box
+                    x = problem.box_round(inc.x + mv)
+                    if np.array_equal(x, inc.x) or not problem.is_feasible(x):
+                        continue  # a move blocked by the box or by a constraint
                     inc = ev.evaluate_upto(inc.x, n)
                     cand = ev.evaluate_upto(x, n)
                     dbar, z = paired_z(ev, cand, inc)
@@ -158,8 +162,8 @@ class IntegerLocalSearch(Solver):
     ) -> DesignStats:
         """Repeat an accepted move while the paired test keeps accepting it."""
         while True:
-            x = problem.project(inc.x + direction)
-            if np.array_equal(x, inc.x):
+            x = problem.box_round(inc.x + direction)
+            if np.array_equal(x, inc.x) or not problem.is_feasible(x):
                 return inc
             cand = ev.evaluate_upto(x, n)
             dbar, z = paired_z(ev, cand, inc)

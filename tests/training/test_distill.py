@@ -177,6 +177,52 @@ def test_first_step_gradient_is_the_policy_gradient_of_each_estimator(teacher_ca
             [g.flatten() for g in g_plus.values()]).norm())
 
 
+def _summed_trainer_grad(algo, rollouts):
+    """``Σ_rollouts n_tokens · ∇ compute_loss``: the trainer's gradient summed over tokens."""
+    total = None
+    for rollout in rollouts:
+        batch = Rollout.from_state({**rollout.to_state(), "old_logp": None,
+                                    "teacher_logp": None, "advantages": None})
+        loss, _ = algo.compute_loss(batch)
+        algo.model.zero_grad()
+        loss.backward()
+        g = torch.cat([p.grad.flatten() for p in algo.model.parameters()]).double()
+        g = g * float(batch.completion_mask.sum())
+        total = g if total is None else total + g
+    return total
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "js", "reverse_kl"])
+def test_trainer_gradient_averages_to_the_exact_gradient_only_for_opd_plus(teacher_cache,
+                                                                           divergence):
+    """2048 rollouts: the trainer's OPD+ gradient, averaged, points along the exact
+    full-vocabulary gradient (the GKD loss on the same rollouts); stop-gradient's points
+    against it for forward KL and JS (near u = 1 its advantage is -(u - 1), OPD+'s is
+    1 + (u - 1)), and along it for reverse KL (k1), where it is unbiased. A biased OPD+ (or
+    an unbiased stop-gradient) fails this; measured: OPD+ 0.91-0.96 (0.77-0.85 reverse KL),
+    stop-gradient -0.84 to -0.97 (0.93-0.96 reverse KL) over seeds 0-2."""
+    algos = {
+        algorithm: DistillAlgorithm(parse_config(distill_config(
+            teacher_cache, algorithm=algorithm, batch_size=16,
+            **{"distill.divergence": divergence, "distill.rollouts_per_prompt": 16,
+               "distill.clip_log_ratio": None, "distill.teacher.sft_steps": 60})), "unused")
+        for algorithm in ("gkd", "opd+", "opd")
+    }
+    rng = np.random.default_rng(0)
+    rollouts = [algos["gkd"]._sample(rng) for _ in range(8)]
+    assert sum(r.completion.shape[0] for r in rollouts) == 2048
+    grads = {a: _summed_trainer_grad(algo, rollouts) for a, algo in algos.items()}
+
+    def cos(a, b):
+        return float(a @ b / (a.norm() * b.norm()))
+
+    plus, stop = cos(grads["opd+"], grads["gkd"]), cos(grads["opd"], grads["gkd"])
+    if divergence == "reverse_kl":
+        assert plus > 0.6 and stop > 0.8, (plus, stop)
+    else:
+        assert plus > 0.8 and stop < 0.0, (plus, stop)
+
+
 def test_gkd_loss_is_the_full_vocabulary_divergence(teacher_cache):
     cfg = parse_config(distill_config(teacher_cache, algorithm="gkd",
                                       **{"distill.divergence": "jsd", "distill.beta": 0.3}))
@@ -246,7 +292,6 @@ def test_cli_run_end_to_end_and_teacher_is_cached(teacher_cache, runs_dir, tmp_p
                 "optim/grad_norm", "perf/tokens_per_s", "eval/accuracy",
                 "eval/teacher_accuracy", "eval/reverse_kl", "eval/forward_kl", "eval/js"):
         assert key in metrics and np.isfinite(metrics[key]), key
-    assert metrics["reward/mean"] == pytest.approx(-metrics["div/estimate"])
     assert 0.0 <= metrics["eval/accuracy"] <= 1.0
     # the same teacher settings load the cached weights; another SFT length trains a new one
     a = DistillAlgorithm(parse_config(cfg), "unused")
@@ -326,5 +371,4 @@ def test_opd_divergences_example_runs_both_estimators(teacher_cache, runs_dir, t
     stop, plus = results[("opd", "forward_kl", 0)], results[("opd+", "forward_kl", 0)]
     assert stop[0] == plus[0]  # the same warm-started student before distillation
     assert [r["step"] for r in plus if "eval/accuracy" in r] == [0, 2]
-    assert stop[-1]["loss/total"] != plus[-1]["loss/total"]
     assert len(lines) == 2 and "forward_kl" in lines[0]

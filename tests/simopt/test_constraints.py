@@ -146,16 +146,20 @@ def test_simulate_refuses_and_run_rejects_an_infeasible_design():
         solvers.get("random_search").run(p, 20, x0=[4, 4])
 
 
-def test_cli_reports_an_infeasible_x0_as_one_error_line(tmp_path):
+@pytest.mark.parametrize("x0, constraints, message", [
+    ("[20, 20]", "([[2, 4]], [80])", "infeasible"),
+    ("[5, 5]", "([[2, 4, 6]], [80])", "shape"),
+])
+def test_cli_reports_a_constraint_mistake_as_one_error_line(tmp_path, x0, constraints, message):
     f = tmp_path / "seats.py"
-    f.write_text(textwrap.dedent("""
+    f.write_text(textwrap.dedent(f"""
         from simopt import Problem, Variable
 
         def make():
             V = [Variable("tables2", 0, 20, integer=True), Variable("tables4", 0, 20, integer=True)]
             return Problem.from_function(
-                "SEATS", "seat limit", V, lambda x, rng: {"objective": float(x.sum())},
-                x0=[20, 20], constraints=([[2, 4]], [80]))
+                "SEATS", "seat limit", V, lambda x, rng: {{"objective": float(x.sum())}},
+                x0={x0}, constraints={constraints})
     """))
     proc = subprocess.run(
         [sys.executable, "-c", "from graphs.cli import run; run()", "optimize",
@@ -164,5 +168,24 @@ def test_cli_reports_an_infeasible_x0_as_one_error_line(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "infeasible" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_portfolio_refuses_a_solver_that_does_not_support_the_variables():
+    from simopt.portfolio import evaluate_portfolio
+
+    cont = Problem.from_function("C", "toy", [Variable("x", 0.0, 1.0)],
+                                 lambda x, rng: {"objective": float(x[0])})
+    with pytest.raises(InputError, match="integer_local_search.*continuous variables"):
+        evaluate_portfolio([cont], [1.0], ["random_search", "integer_local_search"], 20,
+                           macroreps=1, n_postreps=2)
+
+
+def test_portfolio_rejects_an_infeasible_start():
+    from simopt.portfolio import evaluate_portfolio
+
+    p, _ = recording_problem(False, np.array([[1.0, 1.0, 1.0]]), np.array([9.0]), [2, 3, 1])
+    with pytest.raises(InputError, match="infeasible"):
+        evaluate_portfolio([p], [1.0], ["random_search"], 20, x0=[5, 5, 5], macroreps=1,
+                           n_postreps=2)

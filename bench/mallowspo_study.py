@@ -397,12 +397,15 @@ def plot(pop, est, fr, fin_tab, fin_shared, path):
 
 
 def git_commit() -> str:
+    """HEAD, flagged when a file this study depends on differs from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "training", "bench"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--",
+                                "training/tasks/bandit.py", "training/losses/preference.py",
+                                "training/trainers/preference.py", "bench/mallowspo_study.py"],
                                cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return head + (" (with uncommitted changes under training/ or bench/)" if dirty else "")
+        return head + (" (with uncommitted changes to the study's files)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -56,14 +56,16 @@ LABEL = {"opd": "OPD (stop-gradient)", "opd+": "OPD+"}
 
 
 def git_commit() -> str:
+    """HEAD, flagged when a file this study depends on differs from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "training", "bench",
-                                "examples"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
-        return head + (" (with uncommitted changes under training/, bench/ or examples/)"
-                       if dirty else "")
+        dirty = subprocess.run(["git", "status", "--porcelain", "--",
+                                "training/losses/opd.py", "training/trainers/distill.py",
+                                "training/teacher.py", "examples/opd_divergences.py",
+                                "bench/opd_study.py"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return head + (" (with uncommitted changes to the study's files)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -473,7 +475,7 @@ def main() -> None:
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--eval-every", type=int, default=50)
-    parser.add_argument("--lrs", nargs="+", type=float, default=[3e-4, 1e-3, 3e-3])
+    parser.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3, 3e-3])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--divergences", nargs="+", default=SWEEP_DIVERGENCES)
     parser.add_argument("--jobs", type=int, default=2, help="trainings run at once")

@@ -269,6 +269,36 @@ def targets(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summarize_only(args) -> int:
+    rows = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line]
+    errors = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
+    seeds = sorted({r["seed"] for r in rows})
+    header = (
+        f"# SOCRATES vs single solvers ({args.fraction:.0%} of each default budget)\n\n"
+        f"- commit measured: {args.run_commit}\n"
+        f"- command: `python bench/socrates_vs_baselines.py {args.note}`; tables written by "
+        f"`--summarize` from the rows that run completed\n"
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n"
+        f"- rows: {len(rows)} runs over seeds {seeds}; post-replications per design: "
+        f"{N_POSTREPS}; offline LLM policies; 2 cores shared with other work (wall times are "
+        "inflated, ratios between methods measured alike).\n\n"
+        "Gap: (f(x) − f*) / (f(x0) − f*), lower is better; SOCRATES pays for its replica data "
+        "and its final selection out of the same budget. Intervals: 95% percentile bootstrap "
+        "over macro-replications; a paired interval that contains 0 means no detectable "
+        "difference.\n"
+    )
+    body = per_problem(rows) + "\n" + across_problems(rows) + "\n" + targets(rows) + "\n"
+    if errors:
+        body += "\n### Runs that failed\n\n" + "\n".join(
+            f"- {r['problem']} {r['method']} seed {r['seed']}: {r['error']}" for r in errors) + "\n"
+    Path(args.out).write_text(header + body)
+    Path(args.out).with_suffix(".jsonl").write_text(
+        "\n".join(json.dumps(r, default=float) for r in rows + errors) + "\n")
+    print(header + body)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", nargs="+", default=list_problems())
@@ -279,7 +309,14 @@ def main(argv: list[str] | None = None) -> int:
                                            if s != "ranking_selection"]])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench/results/socrates_vs_baselines.md"))
+    ap.add_argument("--summarize", default=None, help="only write the tables from the rows a "
+                    "run of this script left in its .partial.jsonl (a bench stopped early)")
+    ap.add_argument("--run-commit", default=None, help="with --summarize: the commit that run "
+                    "measured")
+    ap.add_argument("--note", default="", help="with --summarize: how the run was stopped")
     args = ap.parse_args(argv)
+    if args.summarize:
+        return summarize_only(args)
     from joblib import Parallel, delayed
 
     unknown = [m for m in args.methods if m not in VARIANTS and m not in solvers.names()]

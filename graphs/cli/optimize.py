@@ -52,9 +52,15 @@ def run_optimize(
     budget = problem.default_budget if budget is None else int(budget)
     if budget < 1:
         raise InputError(f"--budget must be >= 1 replication, got {budget}")
-    if problem.integer_mask.any() and not solver.supports_integer:
+    if not solvers.solver_supports(solver, problem):
+        kinds = "integer" if problem.integer_mask.any() else "continuous"
+        console_err.print(f"note: {solver_name} is not made for {problem.name}'s {kinds} "
+                          "variables and may not move from x0; SOCRATES (the default method) "
+                          "only gives budget to solvers that can", markup=False)
+    elif problem.integer_mask.any() and getattr(solver, "integer_by_rounding", False):
         console_err.print(f"note: {solver_name} treats {problem.name}'s integer variables by "
-                          "rounding; integer_local_search or gp_bo may suit it better")
+                          "rounding; integer_local_search or gp_bo may suit it better",
+                          markup=False)
     t0 = time.perf_counter()
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

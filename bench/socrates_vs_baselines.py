@@ -185,7 +185,8 @@ def across_problems(rows: list[dict]) -> str:
             for m in methods if all(_gaps(rows, m, p) for p in probs)}
     if not full:
         return ""
-    best = {p: min(full[m][p] for m in full if not m.startswith("socrates")) for p in probs}
+    best = {p: min((full[m][p] for m in full if not m.startswith("socrates")),
+                   default=float("inf")) for p in probs}
     lines = [f"\n### All {len(probs)} problems (per-problem mean terminal gap)\n",
              "| method | mean | median | worst | best on (ties within 0.005) | SOCRATES − method, "
              "mean paired difference (95% CI) |", "|---|---|---|---|---|---|"]
@@ -219,6 +220,8 @@ def targets(rows: list[dict]) -> str:
             for m in methods if all(_gaps(rows, m, p) for p in probs)}
     soc = mean["socrates"]
     fixed = {m: mean[m] for m in singles if m in mean}
+    if not fixed or "socrates" not in mean:
+        return "\n(targets need every method on every problem)"
     over = {m: np.mean(list(v.values())) for m, v in mean.items()}
     med = {m: np.median(list(v.values())) for m, v in mean.items()}
     lines = ["\n### Targets of issue 16, checked on this run\n"]
@@ -273,6 +276,12 @@ def summarize_only(args) -> int:
     rows = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line]
     errors = [r for r in rows if "error" in r]
     rows = [r for r in rows if "error" not in r]
+    # one row per (problem, method, seed) even if two stopped runs overlapped, and only the
+    # (problem, seed) pairs SOCRATES completed, so every comparison is paired
+    rows = list({(r["problem"], r["method"], r["seed"]): r for r in rows}.values())
+    done = {(r["problem"], r["seed"]) for r in rows if r["method"] == "socrates"}
+    dropped = sum((r["problem"], r["seed"]) not in done for r in rows)
+    rows = [r for r in rows if (r["problem"], r["seed"]) in done]
     seeds = sorted({r["seed"] for r in rows})
     header = (
         f"# SOCRATES vs single solvers ({args.fraction:.0%} of each default budget)\n\n"
@@ -280,7 +289,8 @@ def summarize_only(args) -> int:
         f"- command: `python bench/socrates_vs_baselines.py {args.note}`; tables written by "
         f"`--summarize` from the rows that run completed\n"
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n"
-        f"- rows: {len(rows)} runs over seeds {seeds}; post-replications per design: "
+        f"- rows: {len(rows)} runs over seeds {seeds} ({dropped} rows of (problem, seed) pairs "
+        "SOCRATES had not finished were left out); post-replications per design: "
         f"{N_POSTREPS}; offline LLM policies; 2 cores shared with other work (wall times are "
         "inflated, ratios between methods measured alike).\n\n"
         "Gap: (f(x) − f*) / (f(x0) − f*), lower is better; SOCRATES pays for its replica data "

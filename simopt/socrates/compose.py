@@ -4,10 +4,14 @@ A schedule's runs on the ensemble give, at each budget fraction ``t``, the weigh
 ``ḡ(t)`` and the weighted 90% quantile ``q90(t)`` over replicas and macro-replications. Its
 score (lower is better) is
 
-    S = c(ḡ) + λ · (c(q90) − c(ḡ)),
+    S = c(ḡ) + λ · (c(min(q90, 1)) − c(ḡ)),
 
 with ``c`` the base criterion (AUC, terminal gap, or their average) and ``λ = robustness``: a
-schedule that is great on one replica and bad on another pays for the spread. Every capable
+schedule that is great on one replica and bad on another pays for the spread. The quantile is
+capped at gap 1 (the start's value) because the final selection always has the start design
+among its candidates, so no run ends much worse than where it started; without the cap a
+schedule that never moves (gap 1 on every replica, no spread) would beat every schedule that
+improves on average but overshoots on one replica. Every capable
 single solver enters the comparison with its score from the race (the same replicas, seeds and
 references as the schedules' scoring runs), so the chosen schedule is never predicted worse
 than the best single solver, and "best single solver on the replicas" is an ablation of the
@@ -31,7 +35,7 @@ def base_score(curve: np.ndarray, grid: np.ndarray, kind: str) -> float:
 def robust_score(stats, grid, kind: str, robustness: float) -> float:
     """The module docstring's ``S`` for a ``SolverSummary``-like object (``mean``, ``q90``)."""
     m = base_score(np.asarray(stats.mean), grid, kind)
-    q = base_score(np.asarray(stats.q90), grid, kind)
+    q = base_score(np.minimum(np.asarray(stats.q90, dtype=float), 1.0), grid, kind)
     return m + float(robustness) * (q - m)
 
 

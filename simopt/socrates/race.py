@@ -10,20 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from simopt import solvers
 from simopt.problem import Problem
+
+LATTICE_SPAN = 50.0  # unit steps a continuous range must hold for a lattice method to move
 
 
 def capable(name: str, problem: Problem) -> bool:
     """Whether solver ``name`` can move on ``problem``'s variables.
 
-    Pure-integer solvers (``supports_continuous = False``) get nothing on a problem with a
-    continuous variable, and solvers without integer support nothing on an integer one
-    (the solvers' own ``solver_supports`` decides when it exists).
+    The solvers' own declarations decide (``simopt.solvers.solver_supports``), with one
+    exception: a lattice method (``supports_continuous = False``, e.g. integer local search)
+    moves by unit steps, and on continuous variables whose ranges each span at least
+    ``LATTICE_SPAN`` units (order quantities, reorder levels) the unit lattice is a grid of at
+    most 2% of the range, fine enough to optimize on; on narrower continuous ranges it could
+    not move at all and gets no budget.
     """
     fn = getattr(solvers, "solver_supports", None)
     if fn is not None:
-        return bool(fn(name, problem))
+        if fn(name, problem):
+            return True
+        cls = solvers.solver_class(name)
+        cont = ~problem.integer_mask
+        if getattr(cls, "supports_continuous", True) or not cont.any():
+            return False
+        span = (problem.upper - problem.lower)[cont]
+        return bool(np.all(np.isfinite(span) & (span >= LATTICE_SPAN)))
     cls = solvers.solver_class(name)
     mask = problem.integer_mask
     if mask.any() and not getattr(cls, "supports_integer", True):

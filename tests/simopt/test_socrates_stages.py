@@ -167,7 +167,10 @@ def test_capability_excludes_a_pure_integer_solver_on_continuous_variables():
         "int", "toy", [Variable("n", 0, 10, integer=True)],
         lambda x, rng: {"objective": float(x[0])}, x0=[5],
     )
-    assert not stages.capable("integer_local_search", cont)
+    assert not stages.capable("integer_local_search", cont)  # range 10: no room for unit steps
+    wide = Problem.from_function("wide", "toy", [Variable("s", 0.0, 5000.0)],
+                                 lambda x, rng: {"objective": float(x[0])}, x0=[100.0])
+    assert stages.capable("integer_local_search", wide)  # (s, S)-like levels: a fine lattice
     assert stages.capable("integer_local_search", integer)
     assert stages.capable("nelder_mead", cont)
     assert "integer_local_search" not in stages.capable_solvers(
@@ -198,3 +201,15 @@ def test_robust_score_charges_the_spread():
     base = stages.compose.base_score(np.array(S.mean), grid, "terminal")
     assert stages.robust_score(S, grid, "terminal", 0.0) == pytest.approx(base)
     assert stages.robust_score(S, grid, "terminal", 0.5) == pytest.approx(0.2 + 0.5 * 0.6)
+
+    class Overshoots:  # improves on average, worse than the start on one replica
+        mean = [1.0, 0.7, 0.6]
+        q90 = [1.0, 1.6, 1.8]
+
+    class Still:  # never moves: gap 1 everywhere, no spread
+        mean = [1.0, 1.0, 1.0]
+        q90 = [1.0, 1.0, 1.0]
+
+    # the final selection keeps the start among its candidates: beyond gap 1 is no risk
+    assert stages.robust_score(Overshoots, grid, "mixed", 0.5) < stages.robust_score(
+        Still, grid, "mixed", 0.5)

@@ -248,6 +248,7 @@ def targets(rows: list[dict]) -> str:
     lines.append(f"- coverage of the reported 95% interval: {cov:.0%} of {len(srows)} runs "
                  "(target >= 90%)")
     pre = np.array([r["bias_gap"] for r in rows if r["method"] == DERIVED])
+    pre = pre[np.isfinite(pre)]  # an incumbent the execution never replicated has no mean
     if pre.size:
         plo, phi = _ci(pre)
         lines.append(f"- for comparison, the schedule incumbent's own sample mean (the old "
@@ -360,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "simopt", "graphs", "agents",
-                            "bench"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+                            "bench/socrates_vs_baselines.py"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
     header = (
         f"# SOCRATES vs single solvers ({args.fraction:.0%} of each default budget)\n\n"
         f"- commit: {commit}{' (with uncommitted changes)' if dirty else ''}\n"

@@ -273,6 +273,26 @@ def targets(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+LEGEND = (
+    "Gap: (f(x) − f*) / (f(x0) − f*), lower is better; SOCRATES pays for its replica data "
+    "and its final selection out of the same budget. Intervals: 95% percentile bootstrap "
+    "over macro-replications; a paired interval that contains 0 means no detectable "
+    "difference.\n"
+)
+
+
+def write_results(out: Path, header: str, rows: list[dict], errors: list[dict]) -> None:
+    """The Markdown tables (printed too) and every row as JSONL beside them."""
+    body = per_problem(rows) + "\n" + across_problems(rows) + "\n" + targets(rows) + "\n"
+    if errors:
+        body += "\n### Runs that failed\n\n" + "\n".join(
+            f"- {r['problem']} {r['method']} seed {r['seed']}: {r['error']}" for r in errors) + "\n"
+    print(header + body)
+    out.write_text(header + body)
+    out.with_suffix(".jsonl").write_text(
+        "\n".join(json.dumps(r, default=float) for r in rows + errors) + "\n")
+
+
 def summarize_only(args) -> int:
     rows = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line]
     errors = [r for r in rows if "error" in r]
@@ -294,19 +314,9 @@ def summarize_only(args) -> int:
         "SOCRATES had not finished were left out); post-replications per design: "
         f"{N_POSTREPS}; offline LLM policies; 2 cores shared with other work (wall times are "
         "inflated, ratios between methods measured alike).\n\n"
-        "Gap: (f(x) − f*) / (f(x0) − f*), lower is better; SOCRATES pays for its replica data "
-        "and its final selection out of the same budget. Intervals: 95% percentile bootstrap "
-        "over macro-replications; a paired interval that contains 0 means no detectable "
-        "difference.\n"
+        + LEGEND
     )
-    body = per_problem(rows) + "\n" + across_problems(rows) + "\n" + targets(rows) + "\n"
-    if errors:
-        body += "\n### Runs that failed\n\n" + "\n".join(
-            f"- {r['problem']} {r['method']} seed {r['seed']}: {r['error']}" for r in errors) + "\n"
-    Path(args.out).write_text(header + body)
-    Path(args.out).with_suffix(".jsonl").write_text(
-        "\n".join(json.dumps(r, default=float) for r in rows + errors) + "\n")
-    print(header + body)
+    write_results(Path(args.out), header, rows, errors)
     return 0
 
 
@@ -373,19 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.time() - t0:.0f} s on {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}, shared with other work), Python "
         f"{platform.python_version()}, torch {torch.__version__}.\n\n"
-        "Gap: (f(x) − f*) / (f(x0) − f*), lower is better; SOCRATES pays for its replica data "
-        "and its final selection out of the same budget. Intervals: 95% percentile bootstrap "
-        "over macro-replications; a paired interval that contains 0 means no detectable "
-        "difference.\n"
+        + LEGEND
     )
-    body = per_problem(rows) + "\n" + across_problems(rows) + "\n" + targets(rows) + "\n"
-    if errors:
-        body += "\n### Runs that failed\n\n" + "\n".join(
-            f"- {r['problem']} {r['method']} seed {r['seed']}: {r['error']}" for r in errors) + "\n"
-    print(header + body)
-    Path(args.out).write_text(header + body)
-    Path(args.out).with_suffix(".jsonl").write_text(
-        "\n".join(json.dumps(r, default=float) for r in rows + errors) + "\n")
+    write_results(Path(args.out), header, rows, errors)
     partial.unlink()
     return 0
 

@@ -10,6 +10,28 @@ Sources, highest priority first: environment variables ``SOCRATES_*``, then the 
 | seed | SOCRATES_SEED | 0 | default seed for commands that take one |
 | log_level | SOCRATES_LOG_LEVEL | WARNING | Python logging level |
 | llm_timeout | SOCRATES_LLM_TIMEOUT | 60 | seconds per LLM request |
+| llm_base_url | SOCRATES_LLM_BASE_URL | unset | `openai:` endpoint (else OPENAI_BASE_URL) |
+| llm_temperature | SOCRATES_LLM_TEMPERATURE | 0.0 | sampling temperature for `openai:` specs |
+| llm_roles | SOCRATES_LLM_ROLES (JSON) | {} | per-role endpoint, model and sampling (below) |
+
+Per-role model settings: a big model for the skeleton, a small one for the planner, the rest on
+``llm``. Each role's table takes ``llm`` (its spec), ``base_url``, ``api_key_env`` (the *name* of
+the environment variable that holds its key: keys never go in the file), ``temperature``,
+``timeout``, ``max_tokens``, ``max_retries``, ``max_repairs``, ``seed`` and
+``structured_output`` (``auto``/``parse``/``json_schema``/``prompt``)::
+
+    llm = "openai:qwen2.5:0.5b"
+    llm_base_url = "http://127.0.0.1:11434/v1"
+
+    [llm_roles.causal_skeleton]
+    llm = "openai:Qwen/Qwen3-32B"
+    base_url = "http://gpu-box:8000/v1"
+    temperature = 0.2
+    timeout = 180
+
+On the command line the same goes as ``ROLE=SPEC[,key=value...]`` (see
+:func:`parse_llm_role_option`), e.g. ``causal_skeleton=openai:big,base_url=http://h:8000/v1``.
+:func:`build_llm` turns the settings (and such options) into the backend every role gets.
 """
 
 from __future__ import annotations
@@ -20,10 +42,57 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from simopt.errors import InputError
+
+#: Roles that ask a model; a per-role table for any other name is a typo.
+LLM_ROLES = ("causal_skeleton", "meta_optimizer", "planner", "reporter")
+
+
+def _check_spec(v: str) -> str:
+    v = v.strip()
+    if v != "offline" and not (v.startswith("openai:") and len(v) > len("openai:")):
+        raise ValueError("must be 'offline' or 'openai:MODEL' (e.g. openai:gpt-4o-mini)")
+    return v
+
+
+class RoleLLMSettings(BaseModel):
+    """One role's model: spec, endpoint and sampling; unset fields follow the top-level ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: str | None = Field(None, description="'offline' or 'openai:MODEL'; unset: `llm`.")
+    base_url: str | None = Field(None, description="Endpoint; unset: llm_base_url.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding this endpoint's key."
+    )
+    temperature: float | None = Field(None, ge=0, le=2)
+    timeout: float | None = Field(None, gt=0, le=3600)
+    max_tokens: int | None = Field(None, ge=1)
+    max_retries: int | None = Field(None, ge=0, le=20)
+    max_repairs: int | None = Field(None, ge=0, le=10)
+    seed: int | None = None
+    structured_output: Literal["auto", "parse", "json_schema", "prompt"] | None = None
+
+    @field_validator("llm")
+    @classmethod
+    def _check_llm(cls, v: str | None) -> str | None:
+        return None if v is None else _check_spec(v)
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options for ``agents.llm.get_llm``'s ``roles`` (unset ones left out)."""
+        out = self.model_dump(exclude_none=True, exclude={"api_key_env"})
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise InputError(
+                    f"llm role setting api_key_env={self.api_key_env!r}: that environment "
+                    f"variable is not set"
+                )
+            out["api_key"] = key
+        return out
 
 
 class Settings(BaseSettings):
@@ -38,6 +107,13 @@ class Settings(BaseSettings):
         "WARNING", description="Logging level."
     )
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per LLM request.")
+    llm_base_url: str | None = Field(
+        None, description="Endpoint for 'openai:' specs; unset uses OPENAI_BASE_URL."
+    )
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_roles: dict[str, RoleLLMSettings] = Field(
+        default_factory=dict, description="Per-role model settings, keyed by role name."
+    )
     ray_address: str | None = Field(
         None,
         description="Ray cluster for portfolio races, post-replications and training runs: "
@@ -47,9 +123,14 @@ class Settings(BaseSettings):
     @field_validator("llm")
     @classmethod
     def _check_llm(cls, v: str) -> str:
-        v = v.strip()
-        if v != "offline" and not (v.startswith("openai:") and len(v) > len("openai:")):
-            raise ValueError("must be 'offline' or 'openai:MODEL' (e.g. openai:gpt-4o-mini)")
+        return _check_spec(v)
+
+    @field_validator("llm_roles")
+    @classmethod
+    def _check_roles(cls, v: dict[str, RoleLLMSettings]) -> dict[str, RoleLLMSettings]:
+        unknown = sorted(set(v) - set(LLM_ROLES))
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; roles: {', '.join(LLM_ROLES)}")
         return v
 
 
@@ -86,3 +167,75 @@ def load_settings(path: str | Path | None = None) -> Settings:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
         raise InputError(f"setting {field}: {err['msg']}") from None
+
+
+def parse_llm_role_option(text: str) -> tuple[str, RoleLLMSettings]:
+    """``ROLE=SPEC[,key=value...]`` (a CLI ``--llm-role``) as ``(role, settings)``.
+
+    Examples: ``planner=openai:small``, ``causal_skeleton=openai:big,temperature=0.2,
+    base_url=http://gpu:8000/v1``, ``meta_optimizer=offline``.
+
+    Raises:
+        InputError: no ``=``, an unknown role or key, or a bad value.
+    """
+    role, sep, rest = str(text).partition("=")
+    role = role.strip()
+    if not sep or not role or not rest.strip():
+        raise InputError(
+            f"--llm-role {text!r}: expected ROLE=SPEC[,key=value...], e.g. "
+            f"causal_skeleton=openai:MODEL,temperature=0.2 (roles: {', '.join(LLM_ROLES)})"
+        )
+    if role not in LLM_ROLES:
+        raise InputError(f"--llm-role {text!r}: unknown role {role!r}; roles: "
+                         f"{', '.join(LLM_ROLES)}")
+    values: dict[str, Any] = {}
+    for i, part in enumerate(p.strip() for p in rest.split(",")):
+        key, eq, value = part.partition("=")
+        if i == 0 and not eq:
+            values["llm"] = part
+            continue
+        if not eq:
+            raise InputError(f"--llm-role {text!r}: {part!r} is not key=value")
+        values[key.strip()] = value.strip()
+    try:
+        return role, RoleLLMSettings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "value"
+        raise InputError(f"--llm-role {text!r}: {field}: {err['msg']}") from None
+
+
+def llm_role_settings(settings: Settings,
+                      role_options: list[str] | None = None) -> dict[str, RoleLLMSettings]:
+    """The per-role settings of ``settings`` with CLI ``--llm-role`` options over them."""
+    roles = dict(settings.llm_roles)
+    for text in role_options or []:
+        role, given = parse_llm_role_option(text)
+        base = roles.get(role, RoleLLMSettings())
+        roles[role] = base.model_copy(update=given.model_dump(exclude_unset=True))
+    return roles
+
+
+def build_llm(settings: Settings, *, llm: str | None = None,
+              role_options: list[str] | None = None) -> Any:
+    """The backend every role gets: ``llm`` (or ``settings.llm``) with the per-role ones.
+
+    Args:
+        settings: from :func:`load_settings`.
+        llm: a CLI ``--llm`` spec over ``settings.llm``.
+        role_options: CLI ``--llm-role ROLE=SPEC[,key=value...]`` options.
+
+    Returns:
+        An ``agents.llm`` backend: ``OfflineLLM``, ``OpenAICompatibleLLM``, or a
+        ``RoleRouter`` when any role has its own settings (its ``models()`` says which model
+        answers which role, for reports).
+    """
+    from agents.llm import get_llm
+
+    spec = _check_spec(llm) if llm else settings.llm
+    roles = llm_role_settings(settings, role_options)
+    return get_llm(
+        spec, timeout=settings.llm_timeout, base_url=settings.llm_base_url,
+        temperature=settings.llm_temperature,
+        roles={r: s.options() for r, s in roles.items()} or None,
+    )

@@ -8,7 +8,6 @@ import socket
 import pytest
 from pydantic import BaseModel, Field
 
-from agents import llm as llm_mod
 from agents.llm import (
     LLM,
     InvalidAnswerError,
@@ -22,6 +21,8 @@ from agents.llm import (
     system_user,
     tolerant_json_parse,
 )
+from agents.llm import offline as llm_offline
+from agents.llm import openai_backend as llm_openai
 from simopt.errors import InputError, LLMError
 from tests.fake_llm_server import (
     delayed,
@@ -305,8 +306,10 @@ def test_tolerant_parse_errors_say_what_to_fix():
 @pytest.fixture
 def scratch_roles(monkeypatch):
     """Register test roles in copies of the registries so no test leaks a policy."""
-    monkeypatch.setattr(llm_mod, "_OFFLINE_POLICIES", dict(llm_mod._OFFLINE_POLICIES))
-    monkeypatch.setattr(llm_mod, "_OFFLINE_TEXT_POLICIES", dict(llm_mod._OFFLINE_TEXT_POLICIES))
+    monkeypatch.setattr(llm_offline, "_OFFLINE_POLICIES", dict(llm_offline._OFFLINE_POLICIES))
+    monkeypatch.setattr(
+        llm_offline, "_OFFLINE_TEXT_POLICIES", dict(llm_offline._OFFLINE_TEXT_POLICIES)
+    )
 
 
 def test_offline_policy_returns_validated_object(scratch_roles):
@@ -343,8 +346,8 @@ def test_offline_text_policy_and_duplicate_registration(scratch_roles):
     with pytest.raises(LLMError, match="no offline text policy"):
         llm.text(MESSAGES, role="missing")
     with pytest.raises(ValueError, match="already registered"):
-        llm_mod.register_offline_text_policy("test_summary", lambda m, c: "other")
-    llm_mod.register_offline_text_policy("test_summary", summary)  # same function: fine
+        llm_offline.register_offline_text_policy("test_summary", lambda m, c: "other")
+    llm_offline.register_offline_text_policy("test_summary", summary)  # same function: fine
 
 
 # --- get_llm --------------------------------------------------------------------------------
@@ -357,7 +360,7 @@ def test_get_llm_specs(monkeypatch, llm_server):
     online = get_llm("openai:Qwen/Qwen3-8B")
     assert isinstance(online, OpenAICompatibleLLM) and isinstance(online, LLM)
     assert online.model == "Qwen/Qwen3-8B" and online.base_url.startswith(llm_server.base_url)
-    assert online.client.api_key == llm_mod.PLACEHOLDER_API_KEY
+    assert online.client.api_key == llm_openai.PLACEHOLDER_API_KEY
     llm_server.enqueue(reply("pong"))
     assert online.text(MESSAGES, role="ping") == "pong"
     assert get_llm(online, timeout=3.0) is online

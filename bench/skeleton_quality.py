@@ -148,8 +148,8 @@ def markdown(result: dict, summary: dict) -> str:
         "",
         f"- commit: {_commit()}",
         f"- command: `python bench/skeleton_quality.py {' '.join(sys.argv[1:])}`",
-        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
-        + (f" LLM: {result['llm']}." if result["llm"] else " No LLM backend configured."),
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- LLM: {result['llm']}" if result["llm"] else "- LLM: none configured (offline policy)",
         "",
         "## Means over problems (each problem's paraphrases averaged first)",
         "",

@@ -207,8 +207,9 @@ class OpenAICompatibleLLM(LoggedLLM):
         """One structured request (with transport retries) in the best format the server takes.
 
         Formats, best first: ``parse`` (the SDK's strict schema), ``json_schema`` (our schema,
-        not strict), ``prompt`` (schema in the system message, no ``response_format``). A 400 or
-        422 that blames the format moves this schema one step down, remembered for later calls;
+        not strict), ``prompt`` (schema in the system message, no ``response_format``). A 400,
+        422 or 500 that blames the format (llama-cpp-python's server answers 500 with a
+        validation error on ``response_format``) moves this schema one step down, remembered;
         when even ``json_schema`` is refused, every schema starts at ``prompt``.
         """
         while True:
@@ -224,7 +225,7 @@ class OpenAICompatibleLLM(LoggedLLM):
             try:
                 return self._send(request, stats)
             except LLMHTTPError as exc:
-                blames_format = exc.status_code in (400, 422) and any(
+                blames_format = exc.status_code in (400, 422, 500) and any(
                     p in str(exc).lower() for p in _FORMAT_COMPLAINTS
                 )
                 if mode == "prompt" or not blames_format:
@@ -300,7 +301,7 @@ class OpenAICompatibleLLM(LoggedLLM):
             except openai.APIConnectionError as exc:  # includes APITimeoutError
                 last = exc
             except openai.APIStatusError as exc:
-                if exc.status_code != 429 and exc.status_code < 500:
+                if (exc.status_code != 429 and exc.status_code < 500) or _refuses_format(exc):
                     raise self._status_error(exc, stats) from exc
                 last = exc
             logger.warning("%s: attempt %d failed: %s", self._where(), attempt + 1, last)
@@ -369,6 +370,14 @@ def _sdk_can_make_strict(schema: type[BaseModel]) -> bool:
         logger.info("%s has no strict JSON schema (%s); sending it non-strict", schema, exc)
         return False
     return True
+
+
+def _refuses_format(exc: Any) -> bool:
+    """A 5xx that is the server rejecting ``response_format`` itself, not a failure to retry:
+    llama-cpp-python's server answers a ``json_schema`` request with HTTP 500 and a pydantic
+    error on ``response_format.type`` ("Input should be 'text' or 'json_object'")."""
+    text = str(getattr(exc, "message", exc)).lower()
+    return exc.status_code >= 500 and "response_format" in text and "validation error" in text
 
 
 def _plain_json_schema(schema: type[BaseModel]) -> dict:

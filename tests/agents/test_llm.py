@@ -405,3 +405,16 @@ def test_fake_server_lists_models_for_the_sdk(llm_server):
     client = openai.OpenAI(base_url=llm_server.base_url, api_key="k", max_retries=0)
     assert [m.id for m in client.models.list().data] == ["fake-model"]
     assert llm_server.requests == []  # only chat requests are recorded
+
+
+def test_server_answering_500_to_json_schema_is_stepped_down_not_retried(llm_server):
+    """llama-cpp-python's server rejects ``response_format: json_schema`` with HTTP 500 and a
+    validation error: that is a format refusal (step down, remembered), not a fault to retry."""
+    refusal = http_error(500, "1 validation error: {'type': 'literal_error', 'loc': ('body', "
+                              "'response_format', 'type'), 'msg': \"Input should be 'text' or "
+                              "'json_object'\"}")
+    llm_server.enqueue(refusal, refusal, fenced(GOOD))
+    llm = make_llm(llm_server)
+    assert llm.structured(MESSAGES, Skeleton, role="causal_skeleton") == GOOD
+    assert len(llm_server.requests) == 3  # strict, plain, prompt: no retry of a refusal
+    assert "response_format" not in llm_server.requests[2]

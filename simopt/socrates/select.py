@@ -2,17 +2,24 @@
 
 After the schedule, ``R`` real replications are held in reserve. They are spent in two parts:
 
-1. **Selection** (``R_sel`` replications). The candidates are the ``top`` designs of the whole
-   real history (data designs and every design the schedule evaluated) by sample mean, plus the
-   schedule's incumbent. New replications (their own CRN seed, so independent of everything run
-   before) are allocated by OCBA (Chen et al., 2000): with ``b`` the best pooled mean,
+1. **Selection** (``R_sel`` replications). The candidates are the schedule's incumbent and
+   the best designs of the whole real history (data designs and every design the schedule
+   evaluated) by sample mean, at most as many as can get ``n0`` replications each. New
+   replications are drawn on the phase's own seed with common random numbers across candidates
+   (replication ``r`` of every candidate uses stream ``r``), so they are independent of
+   everything run before and paired among themselves. They are allocated by OCBA
+   (Chen et al., 2000) computed from these new replications only: with ``b`` the best mean,
    ``δ_i = |μ_i − μ_b|`` and ``σ_i`` the sample standard deviations,
 
        N_i / N_j = (σ_i / δ_i)² / (σ_j / δ_j)²          (i, j ≠ b)
        N_b = σ_b · sqrt(Σ_{i≠b} N_i² / σ_i²),
 
-   in batches, each batch topping designs up toward their OCBA share of the total. The chosen
-   design is the one with the best pooled mean (history and selection replications together).
+   in batches, each batch topping designs up toward their OCBA share of the total.
+   **The incumbent is kept unless beaten with confidence**: the challenger with the best new
+   mean replaces it only when the paired one-sided t-test of their differences on common
+   replications rejects "no better" at level ``switch_alpha``. The history's means are not used
+   to choose: the best of many few-replication means is biased toward looking good (the
+   winner's curse), and choosing by them picked lucky designs on noisy systems.
 
 2. **Confirmation** (the other ``R_conf`` replications, at least half the reserve). The chosen
    design is simulated on a seed no earlier stage used. These replications played no part in
@@ -53,8 +60,8 @@ class FinalAnswer:
         n: how many confirmation replications stand behind ``estimate``.
         level: the interval's confidence level.
         selection_reps: replications spent choosing among the candidates.
-        candidates: ``[(x, pooled mean, pooled n)]`` of the selection phase.
-        naive_estimate: the pooled mean of ``x`` used to choose it (biased; for comparison).
+        candidates: ``[(x, mean, n)]`` of the selection phase's own replications.
+        naive_estimate: the selection-phase mean of ``x`` (it helped choose ``x``: biased).
     """
 
     x: np.ndarray
@@ -178,6 +185,20 @@ def candidates_from(history: History, minimize: bool, incumbent: np.ndarray | No
     return out
 
 
+def _paired_better(a: list[float], b: list[float], minimize: bool, alpha: float) -> bool:
+    """Whether ``a`` beats ``b`` by the one-sided paired t-test at level ``alpha`` (common
+    replications ``0..n-1`` are paired by CRN)."""
+    n = min(len(a), len(b))
+    if n < 2:
+        return False
+    d = (np.asarray(a[:n]) - np.asarray(b[:n])) * (1.0 if minimize else -1.0)
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        return bool(d.mean() < 0)
+    t = float(d.mean()) / (sd / np.sqrt(n))
+    return bool(sps.t.cdf(t, n - 1) < alpha)
+
+
 def final_selection(
     problem: Problem,
     history: History,
@@ -187,8 +208,9 @@ def final_selection(
     top: int = 5,
     confirm_share: float = 0.5,
     level: float = 0.95,
-    n0: int = 2,
+    n0: int = 3,
     batches: int = 3,
+    switch_alpha: float = 0.1,
 ) -> FinalAnswer:
     """Spend ``reserve`` real replications choosing among the best designs of ``history`` and
     confirming the choice (see the module docstring).
@@ -198,13 +220,16 @@ def final_selection(
         history: every real evaluation so far (the problem's own sense of the objective).
         reserve: replications to spend, all of them (>= 2).
         seed: the run's seed; the two phases use their own seeds derived from it.
-        incumbent: the schedule's recommendation, always a candidate.
-        top: candidates taken from the history.
+        incumbent: the schedule's recommendation, always a candidate, kept unless beaten.
+        top: candidates at most (the incumbent included).
         confirm_share: the share of ``reserve`` kept for the confirmation (>= 0.5 is kept for
             at least 2 replications).
         level: confidence level of the interval.
-        n0: first-stage replications per candidate in the selection phase.
+        n0: first-stage replications per candidate in the selection phase; candidates that
+            cannot get them are dropped, worst history mean first.
         batches: OCBA allocation rounds.
+        switch_alpha: level of the paired test a challenger must pass to replace the
+            incumbent (1 chooses the best new mean outright).
     """
     reserve = int(reserve)
     if reserve < 2:
@@ -216,28 +241,23 @@ def final_selection(
         cands = [problem.project(problem.x0)]
     n_conf = max(2, int(np.ceil(confirm_share * reserve)))
     n_sel = reserve - n_conf
+    n0 = max(2, int(n0))
     # every candidate needs n0 selection replications; drop the worst ones if that cannot fit
     while len(cands) > 1 and n0 * len(cands) > n_sel:
         cands = cands[:-1]
     if len(cands) == 1:  # nothing to choose: the whole reserve confirms
         n_conf, n_sel = reserve, 0
     sel_seed = SELECTION_SEED + 2 * int(seed)
-    # pooled per-candidate statistics: history moments + this phase's replications
-    pooled = []
-    for x in cands:
-        st = history.get(x)
-        pooled.append([st.n, st.mean, st.m2] if st is not None else [0, 0.0, 0.0])
-    new_n = np.zeros(len(cands), dtype=int)
+    values: list[list[float]] = [[] for _ in cands]  # this phase's replications, CRN-aligned
 
     def sample(i: int, n: int) -> None:
-        obs = problem.simulate(cands[i], n, seed=sel_seed, first_rep=int(new_n[i]))
-        for v in obs.objective:
-            c = pooled[i]
-            c[0] += 1
-            d = v - c[1]
-            c[1] += d / c[0]
-            c[2] += d * (v - c[1])
-        new_n[i] += n
+        obs = problem.simulate(cands[i], n, seed=sel_seed, first_rep=len(values[i]))
+        values[i].extend(float(v) for v in obs.objective)
+
+    def moments() -> tuple[np.ndarray, np.ndarray]:
+        means = np.array([np.mean(v) for v in values])
+        sds = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])
+        return means, sds
 
     spent = 0
     if n_sel > 0:
@@ -249,8 +269,8 @@ def final_selection(
             if left <= 0:
                 break
             share = left if r == batches - 1 else max(1, left // (batches - r))
-            means = np.array([c[1] for c in pooled])
-            sds = np.array([np.sqrt(c[2] / (c[0] - 1)) if c[0] > 1 else 0.0 for c in pooled])
+            means, sds = moments()
+            new_n = np.array([len(v) for v in values], dtype=float)
             target = ocba_shares(means, sds, problem.minimize) * (spent + share)
             need = np.maximum(target - new_n, 0.0)
             if need.sum() <= 0:
@@ -265,14 +285,22 @@ def final_selection(
                     sample(i, int(a))
                     spent += int(a)
     sign = 1.0 if problem.minimize else -1.0
-    best = int(np.argmin([sign * c[1] for c in pooled]))
+    best = 0
+    if spent > 0:
+        means, _ = moments()
+        best = int(np.argmin(sign * means))
+        has_incumbent = incumbent is not None
+        if has_incumbent and best != 0 and not _paired_better(
+            values[best], values[0], problem.minimize, switch_alpha
+        ):
+            best = 0
     x = cands[best]
     obs = problem.simulate(x, n_conf, seed=CONFIRMATION_SEED + 2 * int(seed) + 1)
     mean, lo, hi = t_interval(obs.objective, level)
     return FinalAnswer(
         x=np.asarray(x, dtype=float), estimate=mean, ci=(lo, hi), n=n_conf, level=level,
         selection_reps=spent,
-        candidates=[(np.asarray(c).tolist(), float(p[1]), int(p[0]))
-                    for c, p in zip(cands, pooled, strict=True)],
-        naive_estimate=float(pooled[best][1]),
+        candidates=[(np.asarray(c).tolist(), float(np.mean(v)) if v else float("nan"), len(v))
+                    for c, v in zip(cands, values, strict=True)],
+        naive_estimate=float(np.mean(values[best])) if values[best] else float("nan"),
     )

@@ -21,6 +21,18 @@ def quadratic(noise: float = 1.0, shift: float = 0.0, name: str = "quad") -> Pro
     return Problem.from_function(name, "toy", [Variable("x", 0.0, 10.0)], one, x0=[8.0])
 
 
+def half_common(noise: float) -> Problem:
+    """Like :func:`quadratic`, but only half the noise variance is common to every design
+    under CRN; the other half is independent across designs (as on real systems)."""
+
+    def one(x, rng):
+        own = np.random.default_rng([int(rng.integers(1 << 31)), int(round(1e6 * x[0]))])
+        z = (rng.normal() + own.normal()) / np.sqrt(2.0)
+        return {"objective": (x[0] - 3.0) ** 2 + noise * z}
+
+    return Problem.from_function("half", "toy", [Variable("x", 0.0, 10.0)], one, x0=[8.0])
+
+
 def true_mean(x) -> float:
     return float((np.asarray(x)[0] - 3.0) ** 2)
 
@@ -82,6 +94,51 @@ def test_final_interval_covers_the_truth_and_the_naive_estimate_does_not():
     se = np.std(err) / np.sqrt(len(err))
     assert abs(np.mean(err)) < 3 * se + 0.05
     assert np.mean(naive_err) < -0.5  # the winner's curse the fresh estimate removes
+
+
+def lucky_history(problem: Problem, seed: int, lucky_x: float) -> History:
+    """The incumbent x=3.3 (true mean 0.09) with 10 honest replications, and ``lucky_x`` whose
+    2 replications were the luckiest of 20 draws: its history mean looks far better than it is."""
+    h = History()
+    h.add(np.array([3.3]), problem.simulate([3.3], 10, seed=seed).objective)
+    draws = problem.simulate([lucky_x], 20, seed=10_000 + seed).objective
+    h.add(np.array([lucky_x]), np.sort(draws)[:2])
+    return h
+
+
+def test_incumbent_is_kept_against_a_lucky_design_and_replaced_by_a_clearly_better_one():
+    """With noise sd 2 and a reserve of 24, the lucky design (true mean 0.64 against the
+    incumbent's 0.09) must rarely replace the incumbent, while a design that is truly better by
+    a wide margin (incumbent at x=6, true 9, against x=3, true 0) must nearly always win."""
+    problem = half_common(noise=2.0)
+
+    def kept(alpha: float) -> float:
+        return float(np.mean([np.allclose(stages.final_selection(
+            problem, lucky_history(problem, seed, 3.8), 24, seed=seed,
+            incumbent=np.array([3.3]), switch_alpha=alpha).x, [3.3]) for seed in range(100)]))
+
+    # choosing by the history means (the old rule) takes the lucky design in every one of
+    # these runs; by the new replications alone (alpha = 1) often; the paired test rarely
+    kept_test, kept_plain = kept(0.1), kept(1.0)
+    assert kept_test >= 0.85
+    assert kept_test > kept_plain
+    won = []
+    for seed in range(100):
+        h = History()
+        h.add(np.array([3.0]), problem.simulate([3.0], 3, seed=seed).objective)
+        ans = stages.final_selection(problem, h, 24, seed=seed, incumbent=np.array([6.0]))
+        won.append(np.allclose(ans.x, [3.0]))
+    assert np.mean(won) >= 0.9
+
+
+def test_paired_test_uses_common_random_numbers():
+    """Two designs whose outcomes differ by a constant 0.1 under CRN (noise sd 5): the paired
+    test sees the difference with 3 replications; an unpaired one could not."""
+    a = [10.0, 3.0, -4.0]
+    b = [x + 0.1 for x in a]
+    assert stages.select._paired_better(a, b, minimize=True, alpha=0.1)
+    assert not stages.select._paired_better(b, a, minimize=True, alpha=0.1)
+    assert stages.select._paired_better(b, a, minimize=False, alpha=0.1)
 
 
 def test_ocba_shares_match_the_closed_form():

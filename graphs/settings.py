@@ -74,7 +74,9 @@ class RoleLLMSettings(BaseModel):
     max_retries: int | None = Field(None, ge=0, le=20)
     max_repairs: int | None = Field(None, ge=0, le=10)
     seed: int | None = None
-    structured_output: Literal["auto", "parse", "json_schema", "prompt"] | None = None
+    structured_output: Literal["auto", "parse", "json_schema", "json_object", "prompt"] | None = (
+        None
+    )
 
     @field_validator("llm")
     @classmethod

@@ -28,8 +28,10 @@ from simopt.errors import InputError, LLMError
 logger = logging.getLogger("socrates.llm")
 
 PLACEHOLDER_API_KEY = "not-needed"  # local servers (vLLM, llama.cpp, Ollama) ignore the key
-FormatMode = Literal["parse", "json_schema", "prompt"]
-STRUCTURED_OUTPUT_MODES = ("auto", "parse", "json_schema", "prompt")
+FormatMode = Literal["parse", "json_schema", "json_object", "prompt"]
+#: The formats, best first; a refusal moves one step down.
+FORMAT_STEPS: tuple[FormatMode, ...] = ("parse", "json_schema", "json_object", "prompt")
+STRUCTURED_OUTPUT_MODES = ("auto", *FORMAT_STEPS)
 
 # Phrases servers use when they refuse a structured-output request field or its schema.
 _FORMAT_COMPLAINTS = ("response_format", "json_schema", "structured output", "guided_json")
@@ -137,7 +139,10 @@ class OpenAICompatibleLLM(LoggedLLM):
         self.base_url = str(self.client.base_url)
         # Structured-output format per schema, stepped down when the server refuses one.
         self._schema_modes: dict[type[BaseModel], FormatMode] = {}
-        self._server_refuses_json_schema = structured_output == "prompt"
+        # The best format the server takes for every schema, once it refused a better one.
+        self._server_floor: FormatMode | None = (
+            structured_output if structured_output in ("json_object", "prompt") else None
+        )
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleLLM(model={self.model!r}, base_url={self.base_url!r})"
@@ -206,11 +211,14 @@ class OpenAICompatibleLLM(LoggedLLM):
     def _ask(self, messages: Messages, schema: type[BaseModel], stats: CallStats) -> Reply:
         """One structured request (with transport retries) in the best format the server takes.
 
-        Formats, best first: ``parse`` (the SDK's strict schema), ``json_schema`` (our schema,
-        not strict), ``prompt`` (schema in the system message, no ``response_format``). A 400,
-        422 or 500 that blames the format (llama-cpp-python's server answers 500 with a
-        validation error on ``response_format``) moves this schema one step down, remembered;
-        when even ``json_schema`` is refused, every schema starts at ``prompt``.
+        Formats, best first (:data:`FORMAT_STEPS`): ``parse`` (the SDK's strict schema),
+        ``json_schema`` (our schema, not strict), ``json_object`` with the schema alongside
+        (what llama.cpp servers take and turn into a grammar: llama-cpp-python's server accepts
+        only ``text``/``json_object``), ``prompt`` (schema in the system message, no
+        ``response_format``). A 400, 422 or 500 that blames the format (llama-cpp-python's
+        server answers 500 with a validation error on ``response_format``) moves this schema one
+        step down, remembered; a refusal of ``json_schema`` or ``json_object`` is taken as the
+        server's, so every schema starts below it.
         """
         while True:
             mode = self._format_mode(schema)
@@ -218,6 +226,8 @@ class OpenAICompatibleLLM(LoggedLLM):
                 request = partial(self._ask_parse, messages, schema, stats)
             elif mode == "json_schema":
                 request = partial(self._ask_create, messages, stats, _plain_json_schema(schema))
+            elif mode == "json_object":
+                request = partial(self._ask_create, messages, stats, _json_object(schema))
             else:
                 request = partial(
                     self._ask_create, _with_schema_prompt(messages, schema), stats, None
@@ -230,20 +240,28 @@ class OpenAICompatibleLLM(LoggedLLM):
                 )
                 if mode == "prompt" or not blames_format:
                     raise
-                fallback = "json_schema" if mode == "parse" else "prompt"
+                fallback = FORMAT_STEPS[FORMAT_STEPS.index(mode) + 1]
                 logger.info("%s refused %s format; trying %s", self._where(), mode, fallback)
                 self._schema_modes[schema] = fallback
-                self._server_refuses_json_schema |= mode == "json_schema"
+                if mode in ("json_schema", "json_object"):
+                    self._server_floor = fallback
+
+    @property
+    def _server_refuses_json_schema(self) -> bool:
+        """Whether the server refused ``json_schema`` (every schema starts lower)."""
+        return self._server_floor is not None
 
     def _format_mode(self, schema: type[BaseModel]) -> FormatMode:
-        if self._server_refuses_json_schema:
-            return "prompt"
         if schema not in self._schema_modes:
             start = self.structured_output
             if start in ("auto", "parse"):
                 start = "parse" if _sdk_can_make_strict(schema) else "json_schema"
             self._schema_modes[schema] = start
-        return self._schema_modes[schema]
+        mode = self._schema_modes[schema]
+        floor = self._server_floor
+        if floor is not None and FORMAT_STEPS.index(mode) < FORMAT_STEPS.index(floor):
+            return floor
+        return mode
 
     def _ask_parse(self, messages: Messages, schema: type[BaseModel], stats: CallStats):
         import openai
@@ -378,6 +396,11 @@ def _refuses_format(exc: Any) -> bool:
     error on ``response_format.type`` ("Input should be 'text' or 'json_object'")."""
     text = str(getattr(exc, "message", exc)).lower()
     return exc.status_code >= 500 and "response_format" in text and "validation error" in text
+
+
+def _json_object(schema: type[BaseModel]) -> dict:
+    """``response_format`` as llama.cpp servers take it: ``json_object`` with a ``schema``."""
+    return {"type": "json_object", "schema": schema.model_json_schema()}
 
 
 def _plain_json_schema(schema: type[BaseModel]) -> dict:

@@ -119,22 +119,25 @@ def test_max_repairs_zero_means_one_answer_only(llm_server):
 
 def test_server_refusing_response_format_gets_schema_in_prompt(llm_server):
     refusal = http_error(400, "response_format json_schema is not supported")
-    llm_server.enqueue(refusal, refusal, fenced(GOOD))
+    llm_server.enqueue(refusal, refusal, refusal, fenced(GOOD))
     llm = make_llm(llm_server)
     assert llm.structured(MESSAGES, Skeleton, role="causal_skeleton") == GOOD
-    strict, plain, prompted = llm_server.requests
+    strict, plain, json_object, prompted = llm_server.requests
     assert strict["response_format"]["json_schema"]["strict"] is True
     assert plain["response_format"]["json_schema"]["strict"] is False
+    assert json_object["response_format"]["type"] == "json_object"
+    assert set(json_object["response_format"]["schema"]["properties"]) == {
+        "nodes", "edges", "confidence"}
     assert "response_format" not in prompted
     system = prompted["messages"][0]
     assert system["role"] == "system" and system["content"].startswith(MESSAGES[0]["content"])
     assert '"confidence"' in system["content"] and len(prompted["messages"]) == len(MESSAGES)
-    assert llm.call_log[-1].attempts == 3 and llm.call_log[-1].ok
+    assert llm.call_log[-1].attempts == 4 and llm.call_log[-1].ok
     # Remembered for every schema: the next call goes straight to the prompt form.
     llm_server.enqueue(reply({"weights": {"a": 1.0}}))
     llm.structured(system_user("s", "u"), FreeForm, role="r")
-    assert "response_format" not in llm_server.requests[3]
-    assert "weights" in llm_server.requests[3]["messages"][0]["content"]
+    assert "response_format" not in llm_server.requests[4]
+    assert "weights" in llm_server.requests[4]["messages"][0]["content"]
 
 
 class FreeForm(BaseModel):
@@ -416,5 +419,10 @@ def test_server_answering_500_to_json_schema_is_stepped_down_not_retried(llm_ser
     llm_server.enqueue(refusal, refusal, fenced(GOOD))
     llm = make_llm(llm_server)
     assert llm.structured(MESSAGES, Skeleton, role="causal_skeleton") == GOOD
-    assert len(llm_server.requests) == 3  # strict, plain, prompt: no retry of a refusal
-    assert "response_format" not in llm_server.requests[2]
+    assert len(llm_server.requests) == 3  # strict, plain, json_object: no retry of a refusal
+    fmt = llm_server.requests[2]["response_format"]
+    assert fmt["type"] == "json_object" and "confidence" in fmt["schema"]["properties"]
+    # the server-wide step down: another schema starts at json_object too
+    llm_server.enqueue(reply({"weights": {"a": 1.0}}))
+    llm.structured(system_user("s", "u"), FreeForm, role="r")
+    assert llm_server.requests[3]["response_format"]["type"] == "json_object"

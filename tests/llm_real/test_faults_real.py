@@ -134,7 +134,10 @@ def test_plan_for_an_unknown_algorithm_is_replaced_by_the_offline_plan(own_serve
     request = SO_REQUEST + ". Use the algorithm quantum_annealing_9000 for every run."
     plan = propose_plan(request, model)
     assert all(r.algorithm != "quantum_annealing_9000" for r in plan.runs)
-    assert plan.ok or plan.errors  # valid, or refused with the errors: never launched wrong
+    # launchable with known algorithms only, or refused with a reason: never launched wrong
+    # (the 135M model's usual answer is an empty plan: not ok, "the plan has no runs")
+    if not plan.ok:
+        assert plan.problem_line()
     assert sum(n.startswith(FALLBACK_NOTE) for n in plan.notes) <= 1
 
 

@@ -12,7 +12,8 @@ masked-diffusion preset (``tiny-mdm``, ``small-mdm``) or a local checkpoint dire
     diffusion:
       init_from: runs/my-sft-run     # weights of a finished mdm-sft run (its last checkpoint)
       group_size: 4                  # G completions per prompt
-      joint_sampler: true            # learn a per-prompt threshold (DiFFPO's controller)
+      joint_sampler: true            # learn a per-prompt sampler setting (DiFFPO's controller)
+      controller_target: threshold   # ... a confidence threshold, or `eb`: an entropy bound
       nfe_penalty: 0.01              # reward = task reward - nfe_penalty * NFE / gen_length
 """
 
@@ -23,7 +24,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from training.config import ModelSection, RunConfig, Section, register_config
-from training.diffusion_model import DEFAULT_THRESHOLD_GRID
+from training.diffusion_model import DEFAULT_GAMMA_GRID, DEFAULT_THRESHOLD_GRID
 
 DIFFUSION_ALGORITHMS = ("mdm-sft", "d1", "diffpo")
 
@@ -58,11 +59,31 @@ class CountdownTaskSection(Section):
         return self
 
 
-class DiffusionDataSection(Section):
-    """The reasoning task: Sudoku 4x4 or Countdown, generated or read from JSONL files."""
+class LettersTaskSection(Section):
+    """Generated letters problems (training/tasks/letters.py): sort, pick or perm k letters."""
 
-    task: Literal["sudoku", "countdown"] = Field(
-        "sudoku", description="sudoku or countdown (d1's tasks and rewards)."
+    k: int = Field(4, ge=1, le=26, description="Letters per prompt (= answer length).")
+    alphabet_size: int = Field(12, ge=1, le=26, description="Letters drawn from a..(size).")
+    kinds: list[Literal["sort", "pick", "perm"]] = Field(
+        ["sort", "pick", "perm"], min_length=1,
+        description="Prompt kinds, in equal shares: sort (one answer), pick (independent "
+        "positions), perm (dependent positions).",
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> LettersTaskSection:
+        if self.k > self.alphabet_size:
+            raise ValueError(f"data.letters.k ({self.k}) must be <= data.letters.alphabet_size "
+                             f"({self.alphabet_size})")
+        return self
+
+
+class DiffusionDataSection(Section):
+    """The task: Sudoku 4x4, Countdown or letters, generated or read from JSONL files."""
+
+    task: Literal["sudoku", "countdown", "letters"] = Field(
+        "sudoku", description="sudoku or countdown (d1's tasks and rewards), or letters (the "
+        "DiFFPO frontier task: answers with and without dependencies between tokens)."
     )
     path: str | None = Field(
         None, description="JSONL file of the task's problems (training/tasks/<task>.py "
@@ -76,21 +97,26 @@ class DiffusionDataSection(Section):
     )
     sudoku: SudokuTaskSection = Field(default_factory=SudokuTaskSection)
     countdown: CountdownTaskSection = Field(default_factory=CountdownTaskSection)
+    letters: LettersTaskSection = Field(default_factory=LettersTaskSection)
 
 
 class DiffusionSection(Section):
     """Masked-diffusion SFT (LLaDA), d1 (diffu-GRPO) and DiFFPO.
 
-    Rollouts decode ``gen_length`` tokens in blocks of ``block_length`` with ``sampler``;
-    d1 scores them with the one-step likelihood, DiFFPO with the two-stage likelihood and
-    truncated importance weights (``is_cap``); both use GRPO with group-mean advantages,
-    the clipped ratio (``clip_eps``) and a k3 KL penalty (``beta``) against the initial model.
+    Rollouts decode ``gen_length`` tokens in blocks of ``block_length`` with ``sampler`` at
+    ``temperature`` (``top_k``, ``top_p``); d1 scores them with the one-step likelihood, DiFFPO
+    with the two-stage likelihood and truncated importance weights (``is_cap``) whose
+    denominator is the sampling distribution's probability; both use GRPO with group-mean
+    advantages, the clipped ratio (``clip_eps``), a k3 KL penalty (``beta``) against the initial
+    model, a fresh prompt mask (and, DiFFPO, split step) per inner update, and the per-sequence
+    loss normalisation of the papers (``loss_normalization``).
     """
 
     gen_length: int = Field(40, ge=1, le=4096, description="Completion tokens G (answer + EOS).")
     block_length: int = Field(40, ge=1, le=4096, description="Tokens per decoding block.")
     sampler: Literal["low_confidence", "threshold", "eb"] = Field(
-        "low_confidence", description="Rollout sampler (the joint sampler uses 'threshold')."
+        "low_confidence", description="Rollout sampler (the controller, when there is one, "
+        "drives the sampler of controller_target instead)."
     )
     steps: int | None = Field(
         None, ge=1, le=4096, description="low_confidence steps; default gen_length // 2."
@@ -100,11 +126,20 @@ class DiffusionSection(Section):
     temperature: float = Field(
         0.7, ge=0, le=10, description="Rollout temperature (0: greedy, identical group samples)."
     )
+    top_k: int | None = Field(
+        None, ge=0, le=1 << 20, description="Rollouts sample among the k most likely tokens "
+        "(None/0: all); DiFFPO's importance weights account for it."
+    )
+    top_p: float = Field(
+        1.0, gt=0, le=1, description="Rollouts sample from the nucleus of this mass (1: all); "
+        "DiFFPO's importance weights account for it."
+    )
     group_size: int = Field(4, ge=1, le=1024, description="Completions G per prompt (GRPO).")
     inner_updates: int = Field(
         1, ge=1, le=1000,
         description="mu: optimizer steps per rollout batch; steps k*mu+1..k*mu+mu reuse the "
-        "rollouts sampled at step k*mu+1 (ratio taken against the sampling policy).",
+        "rollouts sampled at step k*mu+1 (ratio taken against the sampling policy), each with "
+        "its own prompt mask (and DiFFPO split step), as in d1.",
     )
     clip_eps: float = Field(0.5, gt=0, le=10, description="Clip range epsilon of the ratio.")
     beta: float = Field(0.04, ge=0, le=100, description="KL penalty against the initial model.")
@@ -114,17 +149,40 @@ class DiffusionSection(Section):
         None, ge=0, le=100,
         description="lambda in reward - lambda * NFE / gen_length (diffpo; default 0.01).",
     )
+    loss_normalization: Literal["sequence", "token"] = Field(
+        "sequence", description="sequence: mean over completions of each one's token mean "
+        "(the GRPO and d1 papers); token: mean over all completion tokens of the batch (d1's "
+        "released code)."
+    )
     joint_sampler: bool = Field(
-        True, description="diffpo: learn the threshold controller jointly with the model."
+        True, description="diffpo: learn the sampler controller jointly with the model."
+    )
+    controller_target: Literal["threshold", "eb"] = Field(
+        "threshold", description="What the controller sets per prompt: the threshold "
+        "sampler's confidence tau (from threshold_grid) or the eb sampler's entropy bound "
+        "gamma (from gamma_grid)."
     )
     threshold_grid: list[float] = Field(
         list(DEFAULT_THRESHOLD_GRID), min_length=1,
         description="Thresholds the controller chooses from (each in [0, 1]).",
     )
+    gamma_grid: list[float] = Field(
+        list(DEFAULT_GAMMA_GRID), min_length=1,
+        description="Entropy bounds the controller chooses from (each >= 0, nats).",
+    )
+    grid_rollouts: bool = Field(
+        False, description="Without a trained controller (d1, or diffpo with joint_sampler "
+        "false): draw each completion's sampler setting uniformly from the controller_target "
+        "grid instead of the fixed threshold/gamma (the untrained controller's distribution; "
+        "an ablation that gives every method the same rollout sampler).",
+    )
     controller_width: int = Field(64, ge=1, le=8192, description="Controller MLP width.")
     sft_eps: float = Field(1e-3, ge=0, le=1, description="mdm-sft: smallest masking rate.")
     eval_thresholds: list[float] = Field(
         [0.5, 0.7, 0.9, 1.0], description="Threshold-sampler settings evaluated (greedy)."
+    )
+    eval_gammas: list[float] = Field(
+        [], description="EB-sampler entropy bounds evaluated (greedy), besides the thresholds."
     )
     eval_batch_size: int = Field(128, ge=1, le=1 << 16, description="Prompts per eval batch.")
     init_from: str | None = Field(
@@ -151,7 +209,15 @@ class DiffusionSection(Section):
             bad = [t for t in getattr(self, name) if not 0.0 <= t <= 1.0]
             if bad:
                 raise ValueError(f"every entry of diffusion.{name} must lie in [0, 1]; got {bad}")
+        for name in ("gamma_grid", "eval_gammas"):
+            bad = [g for g in getattr(self, name) if not g >= 0.0]
+            if bad:
+                raise ValueError(f"every entry of diffusion.{name} must be >= 0; got {bad}")
         return self
+
+    def controller_grid(self) -> list[float]:
+        """The grid of the controller's (or ``grid_rollouts``') sampler parameter."""
+        return self.threshold_grid if self.controller_target == "threshold" else self.gamma_grid
 
 
 def _mdm_default() -> ModelSection:
@@ -184,6 +250,9 @@ class DiffusionRunConfig(RunConfig):
         if self.algorithm != "diffpo" and d.nfe_penalty:
             raise ValueError(f"diffusion.nfe_penalty applies to diffpo only, not "
                              f"{self.algorithm}; remove it")
+        if d.grid_rollouts and self.uses_controller():
+            raise ValueError("diffusion.grid_rollouts draws settings for runs without a trained "
+                             "controller; set diffusion.joint_sampler: false or remove it")
         if self.algorithm in ("d1", "diffpo") and d.group_size < 2:
             raise ValueError(f"diffusion.group_size ({d.group_size}) must be >= 2 for "
                              f"{self.algorithm}: group-mean advantages of one sample are 0")
@@ -196,7 +265,7 @@ class DiffusionRunConfig(RunConfig):
         return 0.01 if self.diffusion.nfe_penalty is None else self.diffusion.nfe_penalty
 
     def uses_controller(self) -> bool:
-        """Whether the threshold controller is trained (diffpo with ``joint_sampler``)."""
+        """Whether the sampler controller is trained (diffpo with ``joint_sampler``)."""
         return self.algorithm == "diffpo" and self.diffusion.joint_sampler
 
 

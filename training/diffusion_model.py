@@ -34,8 +34,9 @@ can never "unmask" a position into the mask token, and a model with constant log
 uniformly over ``V - 1`` tokens (cross-entropy ``log(V - 1)``). A finite value (not ``-inf``)
 keeps ``p log p`` and ``log_softmax`` free of NaNs.
 
-:class:`SamplerController` is the DiFFPO sampler head: a categorical over a grid of Fast-dLLM
-confidence thresholds, conditioned on the pooled prompt representation.
+:class:`SamplerController` is the DiFFPO sampler head: a categorical over a grid of values of one
+sampler parameter (Fast-dLLM confidence thresholds ``τ`` or entropy bounds ``γ`` of the EB
+sampler), conditioned on the pooled prompt representation.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from training.config import ModelSection
 
 __all__ = [
+    "DEFAULT_GAMMA_GRID",
     "DEFAULT_THRESHOLD_GRID",
     "DIFFUSION_PRESETS",
     "MaskedDiffusionLM",
@@ -82,6 +84,9 @@ DIFFUSION_PRESETS: dict[str, dict[str, int]] = {
 ROTARY_PRESETS: frozenset[str] = frozenset({"tiny-mdm-rope", "small-mdm-rope"})
 
 DEFAULT_THRESHOLD_GRID: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# Entropy bounds (nats) for the EB sampler: 0 decodes one token per step (unless entropies are
+# 0); a bound of about (k - 1) log V lets k near-uniform tokens through at once.
+DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
 
 # NOTE: the logit given to the mask token. softmax maps it to exactly 0 in fp32 and fp64 while
 # log_softmax stays finite, so entropies and KL terms never see 0 * inf.
@@ -310,30 +315,46 @@ def save_diffusion_model(model: MaskedDiffusionLM, path: str | Path) -> None:
 
 
 class SamplerController(nn.Module):
-    """DiFFPO's learned sampler: a categorical over confidence thresholds, given the prompt.
+    """DiFFPO's learned sampler: a categorical over values of one sampler parameter, given the
+    prompt.
 
-    ``π_φ(k | x) = softmax(MLP(h(x)))_k`` over the grid ``τ_1 < ... < τ_K`` of Fast-dLLM
-    thresholds, where ``h(x)`` is :meth:`MaskedDiffusionLM.pooled_prompt_state`. It is trained by
-    GRPO on (threshold, completion) samples (:func:`training.losses.diffusion.controller_loss`).
-    The output layer starts at zero, so the initial policy is uniform over the grid.
+    ``π_φ(k | x) = softmax(MLP(h(x)))_k`` over a grid ``v_1 < ... < v_K`` of either Fast-dLLM
+    confidence thresholds ``τ`` (``parameter="threshold"``, the ``threshold`` sampler) or
+    entropy bounds ``γ`` (``parameter="gamma"``, the ``eb`` sampler), where ``h(x)`` is
+    :meth:`MaskedDiffusionLM.pooled_prompt_state`. It is trained by GRPO on (value, completion)
+    samples (:func:`training.losses.diffusion.controller_loss`). The output layer starts at zero,
+    so the initial policy is uniform over the grid.
 
     Args:
         hidden_size: width ``H`` of the pooled state.
-        grid: thresholds, each in ``[0, 1]``.
+        grid: the parameter's values: thresholds in ``[0, 1]``, or bounds ``>= 0``.
         width: hidden width of the MLP.
+        parameter: ``"threshold"`` or ``"gamma"``; :attr:`sampler` names the matching sampler.
     """
 
     def __init__(self, hidden_size: int, grid: Sequence[float] = DEFAULT_THRESHOLD_GRID,
-                 width: int = 64) -> None:
+                 width: int = 64, parameter: str = "threshold") -> None:
         super().__init__()
+        if parameter not in ("threshold", "gamma"):
+            raise InputError(f"controller parameter {parameter!r} is unknown; use 'threshold' "
+                             "(Fast-dLLM confidence) or 'gamma' (EB entropy bound)")
         grid = [float(g) for g in grid]
-        if not grid or any(not 0.0 <= g <= 1.0 for g in grid):
-            raise InputError(f"threshold grid {grid} must be a non-empty list of values in [0, 1]")
+        upper = 1.0 if parameter == "threshold" else float("inf")
+        if not grid or any(not 0.0 <= g <= upper for g in grid):
+            bounds = "[0, 1]" if parameter == "threshold" else "[0, inf)"
+            raise InputError(f"{parameter} grid {grid} must be a non-empty list of values in "
+                             f"{bounds}")
+        self.parameter = parameter
         self.register_buffer("grid", torch.tensor(grid), persistent=True)
         self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, width),
                                  nn.GELU(), nn.Linear(width, len(grid)))
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
+
+    @property
+    def sampler(self) -> str:
+        """The sampler whose parameter this controller sets: ``threshold`` or ``eb``."""
+        return "threshold" if self.parameter == "threshold" else "eb"
 
     def forward(self, pooled: Tensor) -> Tensor:
         """``(B, H)`` pooled prompt states -> ``(B, K)`` logits over the grid."""
@@ -346,11 +367,11 @@ class SamplerController(nn.Module):
 
     def sample(self, pooled: Tensor, generator: torch.Generator | None = None,
                greedy: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """Draw one threshold per prompt.
+        """Draw one grid value per prompt (the argmax with ``greedy``).
 
         Returns:
-            ``(index, threshold, logprob)``, each of shape ``(B,)``: the grid index (long), the
-            threshold ``grid[index]`` and ``log π_φ(index | x)`` (differentiable).
+            ``(index, value, logprob)``, each of shape ``(B,)``: the grid index (long), the
+            parameter value ``grid[index]`` and ``log π_φ(index | x)`` (differentiable).
         """
         logp = torch.log_softmax(self(pooled), dim=-1)
         if greedy:

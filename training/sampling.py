@@ -18,9 +18,27 @@ change. When the block has no mask left, the next block starts. Rules (``sampler
   ``H_i`` ascending and commit the largest prefix ``S`` with ``Σ_{i∈S} H_i - max_{i∈S} H_i <= γ``
   (at least one token). ``γ = 0`` commits one token per step unless entropies are exactly 0.
 
-Tokens are ``argmax`` at ``temperature = 0`` and drawn from ``softmax(logits / temperature)``
-with the given ``torch.Generator`` otherwise. ``τ`` and ``γ`` may be per sample (shape ``(B,)``),
-which is how DiFFPO's learned sampler picks a threshold per prompt.
+Tokens are ``argmax`` at ``temperature = 0`` and otherwise drawn, with the given
+``torch.Generator``, from the *sampling distribution* :func:`sampling_logprobs`:
+``softmax(logits / temperature)`` restricted to the ``top_k`` most likely tokens and then to the
+nucleus of mass ``top_p`` (Holtzman et al. 2020), renormalised (the order of Hugging Face's
+logits warpers: temperature, top-k, top-p). ``τ`` and ``γ`` may be per sample (shape ``(B,)``),
+which is how DiFFPO's learned sampler picks a threshold (or an entropy bound) per prompt.
+
+Two log-probabilities are recorded per committed token ``y_i`` at its unmasking state
+``x_{s_i}``:
+
+- ``token_logprob = log p_θ(y_i | x_{s_i})``, the model's temperature-1 probability. Its
+  exponential is the *confidence* the threshold rule compares with ``τ`` (Fast-dLLM's rule uses
+  the untempered softmax); ``eb`` likewise uses the untempered entropy.
+- ``sample_logprob = log q(y_i | x_{s_i})`` under the sampling distribution the token was
+  actually drawn from (temperature, top-k, top-p); ``0`` for greedy decoding (a point mass).
+  This is the "true" likelihood of DiFFPO's importance weights.
+
+NOTE: ``q`` is the per-token proposal. Which drawn tokens get *committed* also depends on the
+draws (the threshold rule keeps confident ones), so the probability of the whole decoding path
+is not exactly ``Π_i q(y_i | x_{s_i})``; DiFFPO's importance weights are per token by
+construction and use ``q`` as the sampler's likelihood.
 
 NFE accounting. Every sample moves through its blocks on its own, and a sample that has finished
 all its blocks is dropped from the batch before the next model call. So:
@@ -45,7 +63,14 @@ from torch import Tensor
 
 from simopt.errors import InputError
 
-__all__ = ["SAMPLERS", "Generation", "SamplerName", "generate", "low_confidence_schedule"]
+__all__ = [
+    "SAMPLERS",
+    "Generation",
+    "SamplerName",
+    "generate",
+    "low_confidence_schedule",
+    "sampling_logprobs",
+]
 
 SamplerName = Literal["low_confidence", "threshold", "eb"]
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
@@ -59,13 +84,16 @@ class Generation:
         tokens: ``(B, P + G)`` prompt followed by the completion, no mask left.
         unmask_step: ``(B, G)`` long, the 0-based step (counted per sample, across blocks) at
             which each completion token was committed.
-        token_logprob: ``(B, G)`` ``log p_θ(y_i | x_{s_i})``: the model's (temperature-1)
+        token_logprob: ``(B, G)`` ``log p_θ(y_i | x_{s_i})``: the model's temperature-1
             log-probability of the committed token given the state ``x_{s_i}`` the sampler saw
-            at the token's unmasking step ``s_i``. DiFFPO's "true" old likelihood in the
-            importance weights.
+            at the token's unmasking step ``s_i`` (its exponential is the confidence).
         nfe: ``(B,)`` long, forward passes per sample (see the module docstring).
         batch_nfe: model calls made for the whole batch, ``nfe.max()``.
         prompt_length: ``P``.
+        sample_logprob: ``(B, G)`` ``log q(y_i | x_{s_i})``, the log-probability of the committed
+            token under the distribution it was drawn from (:func:`sampling_logprobs` at the
+            call's temperature, top-k and top-p; 0 under greedy decoding). DiFFPO's "true" old
+            likelihood in the importance weights.
     """
 
     tokens: Tensor
@@ -74,6 +102,7 @@ class Generation:
     nfe: Tensor
     batch_nfe: int
     prompt_length: int
+    sample_logprob: Tensor | None = None
 
     @property
     def completion(self) -> Tensor:
@@ -93,6 +122,55 @@ def low_confidence_schedule(block_length: int, steps_per_block: int) -> list[int
     """
     base, extra = divmod(block_length, steps_per_block)
     return [base + (1 if s < extra else 0) for s in range(steps_per_block)]
+
+
+def sampling_logprobs(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
+                      top_p: float = 1.0) -> Tensor:
+    """Log-probabilities of the distribution :func:`generate` draws tokens from.
+
+    ``log q = log_softmax(logits / T)`` restricted to the ``top_k`` largest logits (ties at the
+    ``k``-th value kept) and then to the smallest set of most likely tokens whose mass reaches
+    ``top_p`` (the most likely token always kept), renormalised; tokens outside get ``-inf``.
+    ``T = 0`` is greedy decoding: ``0`` at the argmax (the first one, as ``argmax`` picks it),
+    ``-inf`` elsewhere.
+
+    Args:
+        logits: ``(..., V)``.
+        temperature: ``T >= 0``.
+        top_k: keep the ``k`` most likely tokens; None or 0 keeps all.
+        top_p: nucleus mass in ``(0, 1]``; 1 keeps all.
+
+    Returns:
+        ``(..., V)`` float log-probabilities (``logsumexp`` over the last axis is 0).
+
+    Raises:
+        InputError: ``T < 0``, ``top_k < 0`` or ``top_p`` outside ``(0, 1]``.
+    """
+    if temperature < 0:
+        raise InputError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 0:
+        raise InputError(f"top_k must be >= 0 (0 or None: off), got {top_k}")
+    if not 0.0 < top_p <= 1.0:
+        raise InputError(f"top_p must lie in (0, 1], got {top_p}")
+    logits = logits.float()
+    neg_inf = torch.tensor(float("-inf"), device=logits.device)
+    if temperature == 0:
+        point = torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+        return torch.where(point > 0, torch.zeros_like(logits), neg_inf)
+    scaled = logits / temperature
+    if top_k and top_k < scaled.shape[-1]:
+        kth = scaled.topk(top_k, dim=-1).values[..., -1:]  # (..., 1)
+        scaled = torch.where(scaled < kth, neg_inf, scaled)
+    if top_p < 1.0:
+        sorted_logits, order = scaled.sort(dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Mass strictly before each token in the sorted order: keep while it is below top_p, so
+        # the kept set is the smallest prefix reaching top_p (and never empty).
+        before = probs.cumsum(-1) - probs
+        drop_sorted = before >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        scaled = torch.where(drop, neg_inf, scaled)
+    return torch.log_softmax(scaled, dim=-1)
 
 
 def _per_sample(value: float | Tensor | None, name: str, batch: int,
@@ -121,6 +199,8 @@ def generate(
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
     attention_mask: Tensor | None = None,
+    top_k: int | None = None,
+    top_p: float = 1.0,
 ) -> Generation:
     """Decode ``gen_length`` tokens after each prompt with a masked-diffusion model.
 
@@ -140,9 +220,12 @@ def generate(
         temperature: 0 for greedy decoding, else the sampling temperature.
         generator: random stream for ``temperature > 0``.
         attention_mask: optional ``(B, P)`` prompt mask, 0 on padding.
+        top_k: sample among the ``k`` most likely tokens only (None or 0: all).
+        top_p: sample from the nucleus of mass ``top_p`` only (1: all).
 
     Returns:
-        A :class:`Generation` with tokens, per-token unmasking steps and log-probs, and NFE.
+        A :class:`Generation` with tokens, per-token unmasking steps, the model's and the
+        sampler's log-probs of every committed token, and NFE.
 
     Raises:
         InputError: inconsistent lengths, an unknown sampler or a missing/invalid parameter.
@@ -154,8 +237,7 @@ def generate(
     if gen_length < 1 or block_length < 1 or gen_length % block_length:
         raise InputError(f"gen_length ({gen_length}) must be a positive multiple of "
                          f"block_length ({block_length})")
-    if temperature < 0:
-        raise InputError(f"temperature must be >= 0, got {temperature}")
+    sampling_logprobs(torch.zeros(1, 2), temperature, top_k, top_p)  # validates the three
     batch, prompt_len = prompt_ids.shape
     device = prompt_ids.device
     n_blocks = gen_length // block_length
@@ -181,6 +263,7 @@ def generate(
         full_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, gen_length)], 1)
     unmask_step = torch.full((batch, gen_length), -1, dtype=torch.long, device=device)
     token_logprob = torch.zeros(batch, gen_length, device=device)
+    sample_logprob = torch.zeros(batch, gen_length, device=device)
     step = torch.zeros(batch, dtype=torch.long, device=device)  # per-sample steps taken
     block = torch.zeros(batch, dtype=torch.long, device=device)  # per-sample current block
     block_of_pos = torch.arange(gen_length, device=device) // block_length  # (G,)
@@ -200,9 +283,12 @@ def generate(
             block_of_pos.unsqueeze(0) == block[active].unsqueeze(1))  # (A, G)
 
         x0 = logits.argmax(-1)  # (A, G)
+        x0_logq = torch.zeros_like(x0, dtype=logp.dtype)  # greedy: a point mass, log q = 0
         if temperature > 0:
-            flat = torch.softmax(logits[candidates] / temperature, dim=-1)  # (N, V)
-            x0[candidates] = torch.multinomial(flat, 1, generator=generator).squeeze(-1)
+            logq = sampling_logprobs(logits[candidates], temperature, top_k, top_p)  # (N, V)
+            drawn = torch.multinomial(logq.exp(), 1, generator=generator)  # (N, 1)
+            x0[candidates] = drawn.squeeze(-1)
+            x0_logq[candidates] = logq.gather(-1, drawn).squeeze(-1)
         x0_logp = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # (A, G)
         neg_inf = torch.tensor(float("-inf"), device=device)
         confidence = torch.where(candidates, x0_logp.exp(), neg_inf)
@@ -233,6 +319,7 @@ def generate(
         x[samples, prompt_len + cols] = x0[rows, cols]
         unmask_step[samples, cols] = step[samples]
         token_logprob[samples, cols] = x0_logp[rows, cols]
+        sample_logprob[samples, cols] = x0_logq[rows, cols]
         step[active] += 1
         # A sample whose block has no mask left moves to its next block.
         still_masked = (x[active, prompt_len:] == mask_id) & (
@@ -240,4 +327,5 @@ def generate(
         block[active] += (~still_masked.any(-1)).long()
 
     return Generation(tokens=x, unmask_step=unmask_step, token_logprob=token_logprob,
-                      nfe=step.clone(), batch_nfe=batch_nfe, prompt_length=prompt_len)
+                      nfe=step.clone(), batch_nfe=batch_nfe, prompt_length=prompt_len,
+                      sample_logprob=sample_logprob)

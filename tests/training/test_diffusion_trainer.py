@@ -84,21 +84,25 @@ def test_on_policy_ratio_is_one_then_moves_on_inner_step(tmp_path, algorithm):
     rng = __import__("numpy").random.default_rng(0)
     batch = algo.next_batch(1, rng)
     # old log-probs from an independent forward of the sampling policy, before any update
+    # (inner update 0's prompt mask and split; d1 draws a new prompt mask per inner update)
+    mu = batch.prompt_mask.shape[0]
+    assert mu == 2 and batch.old_logps.shape[0] == mu
+    assert not torch.equal(batch.prompt_mask[0], batch.prompt_mask[1])
     with torch.no_grad():
         if algorithm == "d1":
             independent = d1_logps(algo.policy, batch.prompt_ids, batch.completion, 100,
-                                   prompt_mask=batch.prompt_mask)
+                                   prompt_mask=batch.prompt_mask[0])
         else:
             independent = two_stage_logps(algo.policy, batch.prompt_ids, batch.completion,
-                                          batch.unmask_step, batch.split, 100,
-                                          prompt_mask=batch.prompt_mask)
+                                          batch.unmask_step, batch.split[0], 100,
+                                          prompt_mask=batch.prompt_mask[0])
     loss, metrics = algo.compute_loss(batch)
-    assert torch.allclose(batch.old_logps, independent, atol=1e-6)
+    assert torch.allclose(batch.old_logps[0], independent, atol=1e-6)
     assert metrics["policy/ratio_max_dev"] == 0.0 and metrics["policy/ratio"] == 1.0
     # closed form on-policy (ratio 1, policy = reference so KL 0): the token mean of -w A,
     # plus the controller's -mean(A) (which is 0: group-mean advantages sum to 0 per group)
     mask = batch.completion_mask.float()
-    w = batch.weights if batch.weights is not None else torch.ones_like(mask)
+    w = batch.weights[0] if batch.weights is not None else torch.ones_like(mask)
     expected = -(w * batch.advantages[:, None] * mask).sum() / mask.sum()
     assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-6)
     assert metrics["loss/kl"] == pytest.approx(0.0, abs=1e-9)
@@ -147,6 +151,26 @@ def test_joint_sampler_decodes_with_the_drawn_thresholds_and_penalises_nfe(tmp_p
     assert torch.equal(batch.nfe, expected)
     assert torch.allclose(batch.reward, batch.task_reward - 0.5 * batch.nfe / 36)
     assert 0 < int((tau == 0).sum()) < tau.numel()  # both choices drawn (seeded)
+
+
+def test_eb_controller_on_letters_sets_the_entropy_bound_per_prompt(tmp_path):
+    """controller_target eb: the controller picks gamma per prompt; gamma 0 commits one token
+    per step (the untrained model's entropies are positive), a huge gamma a whole block."""
+    algo = make(tmp_path, "diffpo", **{
+        "data": {"task": "letters", "n_train": 12, "n_eval": 3,
+                 "letters": {"k": 4, "alphabet_size": 8}},
+        "diffusion.gen_length": 4, "diffusion.block_length": 4,
+        "diffusion.controller_target": "eb", "diffusion.gamma_grid": [0.0, 1000.0],
+        "diffusion.nfe_penalty": 0.5})
+    algo.setup(_Acc())
+    batch = algo.next_batch(1, __import__("numpy").random.default_rng(5))
+    gamma = algo.policy.controller.grid[batch.ctrl_index]
+    assert algo.policy.controller.parameter == "gamma"
+    assert torch.equal(batch.nfe, torch.where(gamma == 0.0, 4, 1))
+    assert 0 < int((gamma == 0).sum()) < gamma.numel()
+    assert torch.allclose(batch.reward, batch.task_reward - 0.5 * batch.nfe / 4)
+    loss, metrics = algo.compute_loss(batch)
+    assert torch.isfinite(loss) and "controller/gamma" in metrics
 
 
 def test_completion_mask_keeps_tokens_through_first_eos():

@@ -24,17 +24,31 @@ Notation: a prompt ``x`` of ``P`` tokens, a completion ``y`` of ``G`` tokens, ``
    where ``y_{s < τ}`` is the partial completion after the first ``τ`` steps: exactly the
    tokens with ``s_i < τ`` revealed, all others masked. Two forward passes. ``τ = 0`` (stage two
    only, from the fully masked completion) and ``τ >= T`` (stage one only) both reduce to d1.
-4. Importance weights: ``w_i = min(C, π_old^surrogate(y_i) / π_old^true(y_i))``, detached, with
-   ``π_old^true(y_i) = p_θold(y_i | state at step s_i)`` recorded by the sampler
-   (:attr:`training.sampling.Generation.token_logprob`).
+4. Importance weights (DiFFPO): the rollout comes from the true sampler ``q``, whose per-token
+   likelihood ``q(y_i | x_{s_i})`` is the sampling distribution (temperature, top-k, top-p) at
+   the state the sampler saw when it unmasked ``y_i``
+   (:attr:`training.sampling.Generation.sample_logprob`). The surrogate is scored under the
+   *same* sampling distribution and on the *real* prompt (no d1 prompt mask), so numerator and
+   denominator are likelihoods of one sampler that differ only in the context each token is
+   scored from (the surrogate's stage state vs the true state):
+
+       w_i = min(C, q_old(y_i | x, surrogate state) / q_old(y_i | x_{s_i})),   detached.
+
+   Scoring the numerator at temperature 1 against a denominator at temperature ``T`` would
+   bias every weight (confident tokens have ``q_T > p_1``), and scoring it on the masked prompt
+   would add the prompt-mask noise to the weight; both cancel only at ``T = 1`` without prompt
+   masking. Pass ``logprob_fn`` (e.g. :func:`training.sampling.sampling_logprobs` with the
+   rollout's settings) and ``p_mask_prompt = 0`` to :func:`two_stage_logps` for the numerator.
 5. GRPO (Shao et al. 2024) as in d1: group-mean advantages ``A = r - mean_group(r)`` (no std
-   division), per-token clipped ratio ``ρ_i = π_θ / π_old`` with ``ε = 0.5``, and a k3 KL
-   penalty ``β (π_ref/π_θ - log(π_ref/π_θ) - 1)``:
+   division), per-token clipped ratio ``ρ_i = π_θ / π_old`` with ``ε = 0.5`` (temperature-1
+   surrogate log-probs on the masked prompt, as d1 computes them), and a k3 KL penalty
+   ``β (π_ref/π_θ - log(π_ref/π_θ) - 1)``:
 
        ℓ_i = -(w_i min(ρ_i A, clip(ρ_i, 1-ε, 1+ε) A) - β KL_i),
 
-   reduced as d1 does: the mean over all completion tokens of the batch
-   (:func:`masked_token_mean`). With ``w = 1`` this is diffu-GRPO.
+   reduced per sequence as in the GRPO and d1 papers (:func:`sequence_mean`,
+   ``(1/N) Σ_b (1/|y_b|) Σ_i ℓ_{b,i}``) or over all tokens of the batch as d1's released code
+   does (:func:`masked_token_mean`). With ``w = 1`` this is diffu-GRPO.
 """
 
 from __future__ import annotations
@@ -62,10 +76,12 @@ __all__ = [
     "masked_token_mean",
     "nfe_penalized_reward",
     "sample_split_step",
+    "sequence_mean",
     "two_stage_logps",
 ]
 
 LogitsFn = Callable[..., Tensor]
+LogprobFn = Callable[[Tensor], Tensor]  # (..., V) logits -> (..., V) log-probabilities
 
 
 def _call(logits_fn: LogitsFn, ids: Tensor, attention_mask: Tensor | None) -> Tensor:
@@ -156,10 +172,16 @@ def mask_prompt(prompt_ids: Tensor, p_mask_prompt: float = 0.15,
     return u < p_mask_prompt
 
 
-def completion_logps(logits: Tensor, completion_ids: Tensor) -> Tensor:
-    """``(B, G)`` ``log softmax(logits)[y_i]`` for the last ``G`` positions of ``logits``."""
+def completion_logps(logits: Tensor, completion_ids: Tensor,
+                     logprob_fn: LogprobFn | None = None) -> Tensor:
+    """``(B, G)`` ``log q(logits)[y_i]`` for the last ``G`` positions of ``logits``.
+
+    ``logprob_fn`` maps ``(B, G, V)`` logits to log-probabilities; default ``log_softmax``
+    (the model's temperature-1 distribution).
+    """
     gen = completion_ids.shape[1]
-    logp = torch.log_softmax(logits[:, -gen:].float(), dim=-1)  # (B, G, V)
+    tail = logits[:, -gen:].float()  # (B, G, V)
+    logp = torch.log_softmax(tail, dim=-1) if logprob_fn is None else logprob_fn(tail)
     return logp.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
@@ -182,6 +204,7 @@ def d1_logps(
     generator: torch.Generator | None = None,
     prompt_mask: Tensor | None = None,
     attention_mask: Tensor | None = None,
+    logprob_fn: LogprobFn | None = None,
 ) -> Tensor:
     """d1's one-step surrogate ``log p_θ(y_i | x̃, M^G)``, one forward pass.
 
@@ -192,16 +215,18 @@ def d1_logps(
         mask_token_id: the mask token.
         p_mask_prompt: probability of masking each prompt token (d1: 0.15).
         generator: stream for the prompt mask (ignored when ``prompt_mask`` is given).
-        prompt_mask: ``(B, P)`` bool prompt mask to reuse (d1 keeps it fixed across the μ
-            inner updates of one batch).
+        prompt_mask: ``(B, P)`` bool prompt mask to use (d1 draws one per inner update and
+            scores the old, reference and current policy with it).
         attention_mask: optional ``(B, P + G)``.
+        logprob_fn: logits -> log-probabilities (default ``log_softmax``; the sampling
+            distribution for importance-weight numerators).
 
     Returns:
         ``(B, G)`` per-token log-probabilities.
     """
     prompt = _masked_prompt(prompt_ids, mask_token_id, prompt_mask, p_mask_prompt, generator)
     ids = torch.cat([prompt, torch.full_like(completion_ids, mask_token_id)], dim=1)
-    return completion_logps(_call(logits_fn, ids, attention_mask), completion_ids)
+    return completion_logps(_call(logits_fn, ids, attention_mask), completion_ids, logprob_fn)
 
 
 def two_stage_logps(
@@ -215,6 +240,7 @@ def two_stage_logps(
     generator: torch.Generator | None = None,
     prompt_mask: Tensor | None = None,
     attention_mask: Tensor | None = None,
+    logprob_fn: LogprobFn | None = None,
 ) -> Tensor:
     """DiFFPO's two-stage surrogate likelihood (module docstring, item 3).
 
@@ -247,12 +273,14 @@ def two_stage_logps(
     out = torch.zeros(completion_ids.shape, device=completion_ids.device)
     if revealed.any():  # stage one: completion fully masked (the d1 pass)
         ids = torch.cat([prompt, masked_completion], dim=1)
-        stage_one = completion_logps(_call(logits_fn, ids, attention_mask), completion_ids)
+        stage_one = completion_logps(_call(logits_fn, ids, attention_mask), completion_ids,
+                                     logprob_fn)
         out = torch.where(revealed, stage_one, out)
     if (~revealed).any():  # stage two: the partial state after τ steps
         partial = torch.where(revealed, completion_ids, masked_completion)
         ids = torch.cat([prompt, partial], dim=1)
-        stage_two = completion_logps(_call(logits_fn, ids, attention_mask), completion_ids)
+        stage_two = completion_logps(_call(logits_fn, ids, attention_mask), completion_ids,
+                                     logprob_fn)
         out = torch.where(revealed, out, stage_two)
     return out
 
@@ -270,20 +298,30 @@ def sample_split_step(nfe: Tensor, generator: torch.Generator | None = None) -> 
 
 def importance_weights(surrogate_old_logps: Tensor, true_old_logps: Tensor,
                        cap: float = 2.0) -> Tensor:
-    """``w_i = min(C, exp(log π_old^surrogate(y_i) - log π_old^true(y_i)))``, detached.
+    """``w_i = min(C, exp(log q_old^surrogate(y_i) - log q_old^true(y_i)))``, detached.
+
+    Both arguments must be log-likelihoods under the same sampling distribution (module
+    docstring, item 4). A token the surrogate's sampling distribution excludes (top-k/top-p,
+    ``-inf``) gets weight 0.
 
     Args:
-        surrogate_old_logps: ``(B, G)`` the old policy's surrogate log-probs
-            (:func:`two_stage_logps` or :func:`d1_logps` under the rollout's parameters).
-        true_old_logps: ``(B, G)`` the sampler's log-probs at each token's unmasking step.
+        surrogate_old_logps: ``(B, G)`` the old policy's surrogate log-probs under the sampling
+            distribution, on the real prompt (:func:`two_stage_logps` with ``logprob_fn``).
+        true_old_logps: ``(B, G)`` the sampler's log-probs of the drawn tokens at their
+            unmasking states (:attr:`training.sampling.Generation.sample_logprob`).
         cap: ``C > 0`` truncation.
 
     Returns:
-        ``(B, G)`` weights in ``(0, C]``, no gradient.
+        ``(B, G)`` weights in ``[0, C]``, no gradient.
     """
     if cap <= 0:
         raise InputError(f"importance-weight cap must be > 0, got {cap}")
-    log_ratio = (surrogate_old_logps - true_old_logps).detach()
+    surrogate, true = surrogate_old_logps.detach(), true_old_logps.detach()
+    if torch.isneginf(true).any():
+        raise InputError("true_old_logps holds -inf: a drawn token always has positive "
+                         "probability under the distribution it was drawn from; pass "
+                         "Generation.sample_logprob")
+    log_ratio = surrogate - true  # -inf where the surrogate excludes the token
     return torch.exp(log_ratio.clamp_max(math.log(cap)))
 
 
@@ -330,7 +368,8 @@ def diffu_grpo_token_loss(
         weights: ``(B, G)`` importance weights (:func:`importance_weights`), or None for 1.
 
     Returns:
-        ``(per_token_loss (B, G), metrics)``; reduce with :func:`masked_token_mean`. Metrics:
+        ``(per_token_loss (B, G), metrics)``; reduce with :func:`sequence_mean` (the papers)
+        or :func:`masked_token_mean` (d1's code). Metrics:
         ``clip_fraction``, ``kl`` (per-token, unreduced, detached).
     """
     ratio = torch.exp(logps - old_logps.detach())  # (B, G)
@@ -351,9 +390,24 @@ def diffu_grpo_token_loss(
 
 
 def masked_token_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """``Σ values · mask / Σ mask`` over the whole batch (d1's token-level reduction)."""
+    """``Σ values · mask / Σ mask`` over the whole batch (d1's released code's reduction)."""
     mask = mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """``(1/B) Σ_b (Σ_i values_bi mask_bi / Σ_i mask_bi)``: the mean over sequences of each
+    sequence's token mean (the GRPO objective of Shao et al. 2024, and d1's diffu-GRPO).
+
+    Every sequence weighs the same whatever its length; a row with no token counts 0.
+
+    Args:
+        values: ``(B, G)`` per-token values.
+        mask: ``(B, G)`` 1 on the tokens that count.
+    """
+    mask = mask.to(values.dtype)
+    per_sequence = (values * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # (B,)
+    return per_sequence.mean()
 
 
 def controller_loss(logprob: Tensor, old_logprob: Tensor, advantages: Tensor,

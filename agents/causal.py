@@ -2,13 +2,15 @@
 
 The role asks an LLM for a causal DAG over the system's decisions, random inputs, intermediate
 quantities and the objective, with optional mechanism hints (a deterministic formula in the safe
-language of :mod:`agents.expr`, or a distribution family). Every answer, from an LLM or from the
-offline policy, passes the same deterministic validator (:func:`validate_skeleton`): names are
-matched to the problem's variables and records (exactly, then by normalized spelling, then by
-``difflib``), the graph must be acyclic, cover every decision and the objective, have no edge
-into a decision, and every formula must parse and read only its node's parents. An invalid LLM
-answer is sent back with the list of errors (at most ``max_repairs`` times); after that the
-offline policy answers and the fallback is recorded in ``notes``.
+language of :mod:`simopt.replicas.expr`, or a distribution family); the skeleton's data types
+live in :mod:`simopt.replicas.skeleton`, beside the replicas that follow it. Every answer, from
+an LLM or from the offline policy, passes the same deterministic validator
+(:func:`validate_skeleton`): names are matched to the problem's variables and records (exactly,
+then by normalized spelling, then by ``difflib``), the graph must be acyclic, cover every
+decision and the objective, have no edge into a decision, and every formula must parse and read
+only its node's parents. An invalid LLM answer is sent back with the list of errors (at most
+``max_repairs`` times); after that the offline policy answers and the fallback is recorded in
+``notes``.
 
 The offline policy is a method, not a lookup: it reads relation phrases in the description
 ("X is the smaller of A and B", "X is A plus B", "X = <formula>", "X (<formula>)", "X, the sum
@@ -25,100 +27,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from agents.expr import FormulaError, parse_formula
 from agents.llm import LLM, get_llm, register_offline_policy, system_user
-from simopt.errors import InputError, LLMError
+from core.errors import InputError, LLMError
 from simopt.problem import Problem, Skeleton
+from simopt.replicas.expr import FormulaError, parse_formula
+from simopt.replicas.skeleton import CausalSkeleton, Mechanism, SkeletonNode
 
 ROLE = "causal_skeleton"
-Role = Literal["decision", "exogenous", "latent", "intermediate", "output"]
-
-
-class Mechanism(BaseModel):
-    """How a node is produced from its parents."""
-
-    type: Literal["deterministic", "stochastic"] = Field(
-        description="deterministic: node = formula(parents); stochastic: random given parents"
-    )
-    formula: str | None = Field(
-        None, description="for deterministic nodes: an expression over parent names, e.g. "
-        "'min(demand, order_quantity)'; + - * / ** min max abs exp log sqrt clip where"
-    )
-    family: str | None = Field(
-        None, description="for stochastic nodes: normal, lognormal, gamma, exponential, "
-        "weibull, poisson"
-    )
-
-
-class SkeletonNode(BaseModel):
-    """One node of the causal skeleton."""
-
-    name: str = Field(description="decision variable or record name, or a latent quantity")
-    role: Role
-    kind: Literal["continuous", "integer", "binary"] = "continuous"
-    observed: bool = Field(True, description="whether each replication records this value")
-    mechanism: Mechanism | None = None
-
-
-class CausalSkeleton(BaseModel):
-    """A causal DAG over a system's quantities, with optional mechanism hints.
-
-    Attributes:
-        nodes: the nodes.
-        edges: directed ``(source, target)`` name pairs.
-        notes: provenance and validation notes (renames, repairs, fallback, PC changes).
-    """
-
-    nodes: list[SkeletonNode]
-    edges: list[tuple[str, str]]
-    notes: list[str] = Field(default_factory=list)
-
-    @property
-    def node_names(self) -> list[str]:
-        return [n.name for n in self.nodes]
-
-    def node(self, name: str) -> SkeletonNode:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
-
-    def parents(self, name: str) -> list[str]:
-        return [s for s, t in self.edges if t == name]
-
-    def graph(self) -> nx.DiGraph:
-        g = nx.DiGraph()
-        g.add_nodes_from(self.node_names)
-        g.add_edges_from(self.edges)
-        return g
-
-    def to_skeleton(self) -> Skeleton:
-        """The plain :class:`simopt.problem.Skeleton` (no mechanism hints)."""
-        return Skeleton(
-            nodes=tuple(self.node_names),
-            edges=tuple((s, t) for s, t in self.edges),
-            roles={n.name: n.role for n in self.nodes},
-        )
-
-    def to_structure(self, problem: Problem, label: str = "skeleton"):
-        """The :class:`simopt.replicas.StructureSpec` a replica follows (formulas compiled)."""
-        from simopt.replicas.structure import NodeSpec, StructureSpec, objective_node
-
-        specs = []
-        for n in self.nodes:
-            parents = tuple(self.parents(n.name))
-            formula = None
-            if n.mechanism is not None and n.mechanism.formula:
-                formula = parse_formula(n.mechanism.formula, parents)
-            family = n.mechanism.family if n.mechanism is not None else None
-            specs.append(NodeSpec(n.name, n.role, parents, n.kind, formula, family))
-        return StructureSpec(tuple(specs), objective=objective_node(specs, problem), label=label)
 
 
 # --------------------------------------------------------------------------------------------

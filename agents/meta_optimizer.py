@@ -34,8 +34,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from agents.llm import LLM, get_llm, offline_policy, system_user
+from core.errors import InputError, LLMError
 from simopt import solvers
-from simopt.errors import InputError, LLMError
 from simopt.portfolio import PortfolioSummary
 from simopt.schedule import Schedule, Segment
 

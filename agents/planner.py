@@ -34,8 +34,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.llm import LLM, OfflineLLM, get_llm, offline_policy, system_user
+from core.errors import InputError, LLMError
 from simopt import list_problems, solvers
-from simopt.errors import InputError, LLMError
 
 ROLE = "planner"
 MAX_REQUEST_CHARS = 4000  # a request is a sentence or a paragraph, not a document
@@ -1113,7 +1113,7 @@ def _validate_so(name: str, config: dict, seed: int) -> dict:
     if name == "socrates":
         # SocratesConfig is the schema of record for SOCRATES runs (a light module beside its
         # graph); importing it here is a schema dependency, like training.config.
-        from graphs.socrates_state import SocratesConfig
+        from simopt.socrates.config import SocratesConfig
 
         # the planner asks for approval once, for the whole plan: the run itself never pauses
         rest = {k: v for k, v in config.items() if k != "problem"} | {"approve": False}

@@ -58,7 +58,7 @@ def _time(fn, repeats: int) -> float:
 
 def portfolio_timings(budget: int, n_postreps: int, repeats: int, with_ray: bool) -> dict:
     import simopt
-    from simopt.executors import LocalExecutor, RayExecutor
+    from core.executors import LocalExecutor, RayExecutor
     from simopt.portfolio import evaluate_portfolio
     from simopt.replicas.ensemble import fit_ensemble
 

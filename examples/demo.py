@@ -14,9 +14,9 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.errors import SocratesError
 from graphs.socrates import run_socrates
 from simopt import get_problem
-from simopt.errors import SocratesError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,11 +51,14 @@ from graphs.planner_state import (
     run_key,
     summarize,
 )
+from simopt import metrics as metrics_defaults
+from simopt.solvers.base import design_key
 from training.config import inside
 
 POLL_S = 0.5
-POST_REPS = 50  # independent post-replications that score an SO run's recommendation
-POST_SEED = 987_654  # one seed for every run's post-replications: paired (CRN) comparison
+# An SO run's recommendation is scored by the run scorer's defaults (simopt.metrics): one CRN
+# seed for every run's post-replications, so runs compare paired.
+POST_REPS, POST_SEED = metrics_defaults.DEFAULT_POSTREPS, metrics_defaults.POSTREP_SEED
 _ACTIVE: dict[str, threading.Thread] = {}  # plan_dir/key -> thread running it in this process
 _ACTIVE_LOCK = threading.Lock()
 
@@ -417,7 +420,6 @@ def run_simopt(run: PlannedRun, out: Path) -> dict[str, float]:
     seed shared by every run so comparisons are paired), ``budget_used`` and, when the problem
     knows its optimum, SimOpt's normalized ``gap = (f(x) - f*) / (f(x0) - f*)``.
     """
-    import numpy as np
 
     from simopt import get_problem, solvers
 
@@ -433,11 +435,14 @@ def run_simopt(run: PlannedRun, out: Path) -> dict[str, float]:
     else:
         traj = solvers.get(run.algorithm).run(problem, int(cfg["budget"]), seed=int(cfg["seed"]))
         best_x, used = traj.best_x, int(traj.points[-1][0]) if traj.points else 0
-    f_x = float(np.mean(problem.simulate(best_x, POST_REPS, seed=POST_SEED).objective))
+    values = metrics_defaults.post_replicate_designs(problem, [best_x, problem.x0]
+                                                     if problem.x0 is not None else [best_x],
+                                                     POST_REPS, POST_SEED)
+    f_x = float(values[design_key(best_x)])
     metrics = {"objective": f_x, "budget_used": float(used)}
     if problem.known_optimum is not None and problem.x0 is not None:
         f_star = float(problem.known_optimum[1])
-        f_x0 = float(np.mean(problem.simulate(problem.x0, POST_REPS, seed=POST_SEED).objective))
+        f_x0 = float(values[design_key(problem.x0)])
         if f_x0 != f_star:
             metrics["gap"] = (f_x - f_star) / (f_x0 - f_star)
     return metrics

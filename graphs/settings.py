@@ -45,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 #: Roles that ask a model; a per-role table for any other name is a typo.
 LLM_ROLES = ("causal_skeleton", "meta_optimizer", "planner", "reporter")

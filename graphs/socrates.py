@@ -35,10 +35,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agents.meta_optimizer import propose_schedule
+from core.errors import InputError
 from graphs.socrates_state import SocratesConfig, SocratesContext, SocratesState
 from simopt import get_problem
 from simopt import socrates as stages
-from simopt.errors import InputError
 from simopt.journal import JournaledProblem
 from simopt.problem import Problem
 from simopt.schedule import Schedule
@@ -127,8 +127,8 @@ def _ensemble(state: SocratesState, ctx: SocratesContext):
 def _executor(ctx: SocratesContext):
     """The context's executor, else Ray when the settings name a cluster, else local."""
     if ctx.executor is None:
+        from core.executors import RayExecutor
         from graphs.settings import load_settings
-        from simopt.executors import RayExecutor
 
         address = load_settings().ray_address
         ctx.executor = RayExecutor(address) if address else "local"
@@ -647,7 +647,7 @@ def run_socrates(
         approve_fn: with ``approve=True``, called with the approval request (schedule, band);
             its truthy/falsy answer resumes the graph. Without it, approval is refused.
         executor: runs the replica races: "local", "ray", an object with ``map`` (see
-            ``simopt.executors``), or None for Ray when ``ray_address`` is set, else local.
+            ``core.executors``), or None for Ray when ``ray_address`` is set, else local.
         **config: any :class:`SocratesConfig` field (rounds, macroreps, solvers, ...).
     """
     from langgraph.checkpoint.memory import InMemorySaver

@@ -1,139 +1,16 @@
-"""State, run settings and context of the SOCRATES graph (the graph itself is in socrates.py)."""
+"""State and context of the SOCRATES graph (the graph itself is in socrates.py); the run
+settings, :class:`SocratesConfig`, live in :mod:`simopt.socrates.config` and are re-exported."""
 
 from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from simopt.socrates.config import DEFAULT_SOLVERS, SocratesConfig
 
-from simopt import solvers
-from simopt.errors import SocratesError
-
-DEFAULT_SOLVERS = [
-    "random_search", "gp_bo", "spsa", "nelder_mead", "cmaes", "trust_region",
-    "integer_local_search",
-]
-
-
-class SocratesConfig(BaseModel):
-    """Run settings of one SOCRATES run (all budgets in real-system replications)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    budget: int = Field(..., ge=10, le=10_000_000, description="Total real-system replications.")
-    seed: int = Field(0, ge=0, description="Seed of every random choice in the run.")
-    data_fraction: float = Field(
-        0.15, gt=0, lt=0.9,
-        description="Share of the budget spent collecting replica data (0.3 cost CNTNEWS-1 "
-        "most of its gap at 20% budgets; see bench/results/socrates_vs_baselines.md).",
-    )
-    reps_per_design: int = Field(5, ge=2, le=1000, description="Replications per data design.")
-    n_replicas: int = Field(3, ge=1, le=20, description="Replicas kept in the ensemble (top K).")
-    use_skeleton: bool = Field(True, description="Guide replicas by the causal skeleton.")
-    n_bootstrap: int = Field(
-        2, ge=1, le=20, description="Fits per (skeleton, model class): the data, then resamples."
-    )
-    solvers: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_SOLVERS), description="The portfolio to race."
-    )
-    solver_options: dict[str, dict] = Field(
-        default_factory=lambda: {"gp_bo": {"max_fits": 10}},
-        description="Options per solver, used alike on the replicas and the real system "
-        "(fewer GP refits keep BO affordable inside the replica race).",
-    )
-    macroreps: int = Field(2, ge=1, le=50, description="Macro-replications per solver/replica.")
-    n_postreps: int = Field(30, ge=5, le=2000, description="Post-replications per design.")
-    rounds: int = Field(4, ge=1, le=20, description="Meta-optimizer rounds.")
-    score: Literal["auc", "terminal", "mixed"] = Field(
-        "mixed", description="How schedules are scored on the replicas."
-    )
-    final_selection: float = Field(
-        0.1, ge=0, le=0.3,
-        description="Share of the execution budget reserved for the final selection: OCBA "
-        "among the best designs of the whole real history, then fresh replications of the "
-        "chosen one for an unbiased estimate and its confidence interval (0 disables it; the "
-        "answer is then the schedule's incumbent with its own, selection-biased, mean).",
-    )
-    final_top: int = Field(5, ge=1, le=50, description="Candidates of the final selection.")
-    n_checkpoints: int = Field(4, ge=1, le=50, description="Monitor checks during execution.")
-    false_alarm: float = Field(
-        0.1, gt=0, lt=1,
-        description="Family false-alarm rate of the monitor: the chance of any re-plan in a run "
-        "whose replicas predict the real system correctly (one-sided test, Bonferroni over "
-        "the checkpoints).",
-    )
-    calibrate_monitor: bool = Field(
-        True, description="Measure the monitor's false-alarm rate on the replicas before "
-        "execution (each replica in turn plays the real system).",
-    )
-    robustness: float = Field(
-        0.5, ge=0, le=5,
-        description="Weight of the spread across replicas and seeds in a schedule's score: "
-        "score = c(mean gap) + robustness * (c(90% quantile) - c(mean gap)).",
-    )
-    composition: Literal["meta", "best_single"] = Field(
-        "meta", description="'meta': the meta-optimizer composes schedules (the best single "
-        "solver stays a candidate); 'best_single': the best single solver on the replicas "
-        "(an ablation).",
-    )
-    max_replans: int = Field(2, ge=0, le=10, description="Re-plans allowed.")
-    replan: bool = Field(True, description="Re-plan when the real system is significantly "
-                         "worse than the replicas predicted.")
-    approve: bool = Field(False, description="Pause for human approval before execution.")
-    n_jobs: int = Field(1, ge=1, le=256, description="Parallel workers for replica races.")
-
-    @field_validator("solvers")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        unknown = [s for s in v if s not in solvers.names()]
-        if unknown:
-            raise ValueError(f"unknown solvers {unknown}; known: {solvers.names()}")
-        if not v:
-            raise ValueError("give at least one solver")
-        return list(dict.fromkeys(v))
-
-    @field_validator("solver_options")
-    @classmethod
-    def _buildable(cls, v: dict[str, dict]) -> dict[str, dict]:
-        # fail at configuration time, not mid-run: each named solver must accept its options
-        for name, opts in v.items():
-            if name not in solvers.names():
-                raise ValueError(f"unknown solver {name!r}; known: {solvers.names()}")
-            if not isinstance(opts, dict):
-                raise ValueError(f"options of {name} must be a mapping, got {opts!r}")
-            try:
-                solvers.get(name, **opts)
-            except (TypeError, ValueError, SocratesError) as exc:
-                raise ValueError(f"options of {name}: {exc}") from None
-        return v
-
-    def with_options(self, schedule):
-        """The schedule with this run's solver options on every segment."""
-        from simopt.schedule import Schedule, Segment
-
-        segs = [
-            Segment(s.solver, s.fraction, {**self.solver_options.get(s.solver, {}), **s.options})
-            for s in schedule.segments
-        ]
-        # the final selection is a stage of its own (simopt.socrates.select), not a segment
-        return Schedule(segs, 0.0)
-
-    @property
-    def data_budget(self) -> int:
-        return int(round(self.data_fraction * self.budget))
-
-    def reserve(self, data_used: int) -> int:
-        """Replications kept for the final selection (see ``simopt.socrates.execute``)."""
-        from simopt.socrates import reserve_for
-
-        return reserve_for(self.budget - int(data_used), self.final_selection)
-
-    def schedule_budget(self, data_used: int) -> int:
-        """Replications the schedule may spend: the budget less data and reserve."""
-        return self.budget - int(data_used) - self.reserve(data_used)
+__all__ = ["DEFAULT_SOLVERS", "SocratesConfig", "SocratesContext", "SocratesState"]
 
 
 class SocratesState(TypedDict, total=False):
@@ -171,7 +48,7 @@ class SocratesContext:
         problem: the real system; when None it is loaded from ``state["problem_name"]``.
         llm: an LLM instance or spec ("offline", "openai:MODEL").
         run_dir: where the journal, plots and report are written.
-        executor: runs the replica races (``simopt.executors``: "local", "ray" or an object
+        executor: runs the replica races (``core.executors``: "local", "ray" or an object
             with ``map``); None: Ray when ``ray_address`` is configured, else local.
     """
 

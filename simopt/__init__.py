@@ -3,7 +3,7 @@
 No LLM is involved here. ``import simopt`` is light; solvers load on first use.
 """
 
-from simopt.errors import BudgetExhaustedError, InputError, SimulationError, SocratesError
+from core.errors import BudgetExhaustedError, InputError, SimulationError, SocratesError
 from simopt.problem import FunctionProblem, Observations, Problem, Skeleton, Variable
 from simopt.problems import get_problem, list_problems
 

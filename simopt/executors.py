@@ -1,128 +1,16 @@
-"""Where independent jobs run: this process, local worker processes (joblib), or a Ray cluster.
+"""Where independent jobs run, re-exported from :mod:`core.executors` where it lives (the
+training launcher connects to Ray through the same code)."""
 
-A job is ``(fn, args)`` with a module-level ``fn`` and picklable ``args``; every job's seeds are
-fixed before it is submitted, so the results, returned in submission order, are the same
-whichever executor runs them. The portfolio race on replicas (solver x replica x
-macro-replication) and the post-replications go through :meth:`Executor.map`.
+from core.executors import (
+    RAY_ADDRESS_ENV,
+    Executor,
+    Job,
+    LocalExecutor,
+    RayExecutor,
+    connect_ray,
+    get_executor,
+    ray_address,
+)
 
-Choosing one (:func:`get_executor`): an explicit ``"local"`` / ``"ray"`` / executor object, else
-Ray when a cluster address is configured (:func:`ray_address`, ``SOCRATES_RAY_ADDRESS``), else
-local with ``n_jobs`` processes. Ray is an optional dependency (the ``ray`` extra).
-"""
-
-from __future__ import annotations
-
-import os
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
-
-from simopt.errors import InputError
-
-Job = tuple[Callable[..., Any], tuple]
-RAY_ADDRESS_ENV = "SOCRATES_RAY_ADDRESS"
-
-
-def ray_address() -> str | None:
-    """The configured Ray cluster address, or None (local execution).
-
-    ``auto`` joins the cluster this machine belongs to, ``ray://HOST:10001`` a remote one, and
-    ``local`` starts a private Ray instance in this process.
-    """
-    value = os.environ.get(RAY_ADDRESS_ENV, "").strip()
-    return value or None
-
-
-class Executor(Protocol):
-    """Runs jobs and returns their results in submission order."""
-
-    def map(self, jobs: Sequence[Job]) -> list[Any]:
-        """``[fn(*args) for fn, args in jobs]``, possibly in parallel."""
-
-
-class LocalExecutor:
-    """This process (``n_jobs == 1``) or ``n_jobs`` joblib worker processes.
-
-    Args:
-        n_jobs: worker processes; 1 runs the jobs in order in this process.
-    """
-
-    def __init__(self, n_jobs: int = 1):
-        if n_jobs < 1:
-            raise InputError(f"n_jobs must be >= 1, got {n_jobs}")
-        self.n_jobs = n_jobs
-
-    def map(self, jobs: Sequence[Job]) -> list[Any]:
-        if self.n_jobs == 1 or len(jobs) <= 1:
-            return [fn(*args) for fn, args in jobs]
-        from joblib import Parallel, delayed
-
-        try:
-            return Parallel(n_jobs=self.n_jobs)(delayed(fn)(*args) for fn, args in jobs)
-        except Exception:  # noqa: BLE001 - unpicklable user replicas: same results, one core
-            return [fn(*args) for fn, args in jobs]
-
-
-class RayExecutor:
-    """Each job is a Ray task (``num_cpus`` CPUs each); results gathered in order.
-
-    Connects on first use: to ``address`` (or the configured one), unless Ray is already
-    initialized in this process (then that instance is used, e.g. one a test started).
-
-    Args:
-        address: ``auto``, ``ray://HOST:PORT``, ``local`` (start a private instance), or None for
-            :func:`ray_address` (and, if that is unset too, a private instance).
-        num_cpus: CPUs reserved per task.
-    """
-
-    def __init__(self, address: str | None = None, num_cpus: float = 1.0):
-        self.address = address if address is not None else ray_address()
-        self.num_cpus = num_cpus
-
-    def _ray(self) -> Any:
-        try:
-            import ray
-        except ImportError:
-            raise InputError(
-                "the Ray executor needs the ray package: pip install 'socrates-lab[ray]', or "
-                f"unset {RAY_ADDRESS_ENV} to run locally"
-            ) from None
-        if not ray.is_initialized():
-            address = None if self.address in (None, "local") else self.address
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            except ConnectionError as exc:
-                raise InputError(f"cannot reach the Ray cluster at {address!r} ({exc}); check "
-                                 f"{RAY_ADDRESS_ENV} or start it with `ray start --head`") from None
-        return ray
-
-    def map(self, jobs: Sequence[Job]) -> list[Any]:
-        if not jobs:
-            return []
-        ray = self._ray()
-        remote = ray.remote(num_cpus=self.num_cpus, max_retries=0)(_call)
-        return ray.get([remote.remote(fn, args) for fn, args in jobs])
-
-
-def _call(fn: Callable[..., Any], args: tuple) -> Any:
-    return fn(*args)
-
-
-def get_executor(executor: str | Executor | None = None, n_jobs: int = 1) -> Executor:
-    """The executor to use.
-
-    Args:
-        executor: ``"local"``, ``"ray"``, an object with ``map``, or None: Ray if
-            :func:`ray_address` is set, else local.
-        n_jobs: worker processes of the local executor.
-    """
-    if executor is None:
-        executor = "ray" if ray_address() else "local"
-    if isinstance(executor, str):
-        if executor == "local":
-            return LocalExecutor(n_jobs)
-        if executor == "ray":
-            return RayExecutor()
-        raise InputError(f"executor {executor!r} is not one of: local, ray")
-    if not callable(getattr(executor, "map", None)):
-        raise InputError(f"executor {executor!r} has no map(jobs) method")
-    return executor
+__all__ = ["RAY_ADDRESS_ENV", "Executor", "Job", "LocalExecutor", "RayExecutor", "connect_ray",
+           "get_executor", "ray_address"]

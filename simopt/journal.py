@@ -7,7 +7,7 @@ and the result is appended (flushed and fsynced) before it is returned. Because 
 schedules and SOCRATES are deterministic given their seeds, a resumed run asks for exactly the
 same calls in the same order, so everything it had already paid for is replayed from disk.
 
-A call the system failed part-way (:class:`~simopt.errors.SimulationError` with ``partial``
+A call the system failed part-way (:class:`~core.errors.SimulationError` with ``partial``
 replications, see :mod:`simopt.problem`) is journaled as a *partial* row holding the
 replications that succeeded, then the error goes on to the caller. The same call made again (a
 resumed run, once the fault is fixed) replays those and simulates only the replications after
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simopt.errors import SimulationError
+from core.errors import SimulationError
 from simopt.problem import Observations, Problem
 
 

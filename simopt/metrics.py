@@ -27,32 +27,48 @@ from pathlib import Path
 
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Trajectory, _key
 
 DEFAULT_GRID = np.linspace(0.0, 1.0, 101)
 
 
-def post_replicate(
-    problem: Problem, trajectory: Trajectory, n_postreps: int = 100, seed: int = 123_456
-) -> np.ndarray:
-    """Independent estimates of ``f`` at every recommended design, shape ``(n_points,)``.
+#: The run scorer's defaults: replications per recommended design and their CRN seed (the CLI's
+#: summary, the planner's reports and ``socrates optimize`` use these; benches state their own).
+DEFAULT_POSTREPS = 100
+POSTREP_SEED = 123_456
 
-    Each design gets ``n_postreps`` replications with one fixed ``seed`` (common random numbers
-    across designs: replication ``j`` of every design uses the same stream). Use a ``seed``
-    different from the solver's so the estimates are independent of its search.
+
+def post_replicate_designs(
+    problem: Problem, xs: Sequence[np.ndarray], n_postreps: int = DEFAULT_POSTREPS,
+    seed: int = POSTREP_SEED,
+) -> dict[tuple[float, ...], float]:
+    """``{design key: mean of n_postreps replications}``, each distinct design once.
+
+    Every design gets the same ``seed`` (common random numbers across designs: replication ``j``
+    of every design uses the same stream). Use a ``seed`` different from the solver's so the
+    estimates are independent of its search.
     """
     if int(n_postreps) < 1:
         raise InputError(f"post_replicate: n_postreps must be >= 1, got {n_postreps}")
-    cache: dict[tuple[float, ...], float] = {}
-    out = np.empty(len(trajectory.points))
-    for i, (_, x, _) in enumerate(trajectory.points):
+    out: dict[tuple[float, ...], float] = {}
+    for x in xs:
         k = _key(x)
-        if k not in cache:
-            cache[k] = problem.simulate(x, int(n_postreps), seed=seed).mean
-        out[i] = cache[k]
+        if k not in out:
+            out[k] = problem.simulate(x, int(n_postreps), seed=seed).mean
     return out
+
+
+def post_replicate(
+    problem: Problem, trajectory: Trajectory, n_postreps: int = DEFAULT_POSTREPS,
+    seed: int = POSTREP_SEED,
+) -> np.ndarray:
+    """Independent estimates of ``f`` at every recommended design of ``trajectory``, shape
+    ``(n_points,)`` (:func:`post_replicate_designs` of its designs, in order)."""
+    xs = [x for _, x, _ in trajectory.points]
+    values = post_replicate_designs(problem, xs, n_postreps, seed)
+    return np.array([values[_key(x)] for x in xs], dtype=float)
 
 
 def budget_fractions(trajectory: Trajectory) -> np.ndarray:
@@ -186,8 +202,8 @@ def evaluate_run(
     trajectory: Trajectory,
     f_star: float,
     f_x0: float | None = None,
-    n_postreps: int = 100,
-    seed: int = 123_456,
+    n_postreps: int = DEFAULT_POSTREPS,
+    seed: int = POSTREP_SEED,
     alpha: float = 0.1,
 ) -> dict:
     """Post-replicate one run and return its curve and summaries.
@@ -209,7 +225,7 @@ def evaluate_run(
 
 
 # ---- plots (matplotlib, Agg backend: files only, no display) --------------------------------
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,7 +249,7 @@ def plot_progress_curves(
         path: the PNG file to write.
         alpha: draws the solve threshold as a dotted line when given.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, c in curves.items():
         c = np.atleast_2d(np.asarray(c, dtype=float))
@@ -263,7 +279,7 @@ def plot_solvability(
     title: str = "",
 ) -> Path:
     """Solvability profiles ``P(tau_alpha <= t)`` per solver; saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, p in profiles.items():
         ax.step(grid, np.asarray(p, float), where="post", label=name)

@@ -13,7 +13,7 @@ SOCRATES stage 2 races the portfolio on cheap replicas. For each replica ``k``:
    budget fractions (sign-aware) and summarize each solver over replicas by the ensemble weights.
 
 Runs and post-replications are independent jobs with seeds fixed in advance, so they run on any
-:mod:`simopt.executors` executor (this process, joblib workers, or Ray tasks when a cluster
+:mod:`core.executors` executor (this process, joblib workers, or Ray tasks when a cluster
 address is configured) with identical results.
 """
 
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import InputError
+from core.executors import Executor, get_executor
 from simopt import solvers
-from simopt.errors import InputError
-from simopt.executors import Executor, get_executor
+from simopt.metrics import post_replicate_designs
 from simopt.problem import Problem
 from simopt.schedule import Schedule, execute_schedule
 from simopt.solvers.base import Trajectory, _key
@@ -76,22 +77,13 @@ def _starts(replicas: Sequence[Problem], x0) -> list[np.ndarray]:
     return out
 
 
-def post_replicate(problem: Problem, xs: Sequence[np.ndarray], n_postreps: int) -> dict:
-    """``{design key: mean of n_postreps replications}`` with one fixed CRN seed."""
-    out: dict = {}
-    for x in xs:
-        k = _key(x)
-        if k not in out:
-            out[k] = problem.simulate(x, n_postreps, seed=POSTREP_SEED).mean
-    return out
-
-
 def _post_replicate_all(
     problems: Sequence[Problem], designs: Sequence[Sequence[np.ndarray]], n_postreps: int,
     executor: Executor,
 ) -> list[dict]:
-    """:func:`post_replicate` of each problem's designs, one job per problem."""
-    return executor.map([(post_replicate, (p, list(xs), n_postreps))
+    """:func:`simopt.metrics.post_replicate_designs` of each problem's designs (CRN seed
+    ``POSTREP_SEED``), one job per problem."""
+    return executor.map([(post_replicate_designs, (p, list(xs), n_postreps, POSTREP_SEED))
                          for p, xs in zip(problems, designs, strict=True)])
 
 
@@ -238,7 +230,7 @@ def evaluate_portfolio(
 
     ``options`` maps a solver name to the options it is built with (as in a schedule segment).
     ``executor`` runs the ``replicas x solvers x macroreps`` runs and then the per-replica
-    post-replications (see :func:`simopt.executors.get_executor`; default: Ray when
+    post-replications (see :func:`core.executors.get_executor`; default: Ray when
     ``SOCRATES_RAY_ADDRESS`` is set, else ``n_jobs`` local processes). The result does not
     depend on it.
     """

@@ -16,12 +16,12 @@ Deterministic constraints (:meth:`Problem.set_constraints`): linear ``A x <= b``
 feasibility rule ``feasible(x) -> bool``. :meth:`Problem.project` returns only feasible designs
 (box, rounding, then a repair towards the feasible ``x0``), :meth:`Problem.simulate` refuses an
 infeasible one, and a mistake in them (wrong shapes, an empty feasible set, an infeasible
-``x0``) is one :class:`~simopt.errors.InputError` line.
+``x0``) is one :class:`~core.errors.InputError` line.
 
 Faults of the system under optimization (the rule every layer follows):
 
 * A replication that raises, returns a non-number or a non-finite value, or runs longer than
-  ``replication_timeout`` seconds raises :class:`~simopt.errors.SimulationError` naming the
+  ``replication_timeout`` seconds raises :class:`~core.errors.SimulationError` naming the
   problem, the design and the replication index.
 * The replications of the same call that completed before the failed one are not thrown away:
   they ride on the error as ``exc.partial`` (an :class:`Observations` of the first ``k``
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simopt.errors import InputError, SimulationError
+from core.errors import InputError, SimulationError
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import InputError
 from simopt import solvers
-from simopt.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import History, Trajectory
 

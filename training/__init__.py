@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 __all__ = ["RunResult", "train"]
 

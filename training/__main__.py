@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from simopt.errors import InputError, SocratesError
+from core.errors import InputError, SocratesError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ calling :func:`register_config`::
     register_config(DistillRunConfig)
 
 Every section forbids unknown keys, so a typo fails with the field named. All user mistakes
-surface as :class:`simopt.errors.InputError` with one line that names the field and the fix.
+surface as :class:`core.errors.InputError` with one line that names the field and the fix.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 PRESET_MODELS = ("tiny-llama", "tiny-gpt2", "tabular")
 

@@ -8,7 +8,7 @@ Accepted inputs, one example per line / row, fields ``prompt``, ``chosen``, ``re
   :func:`render_messages` (``"role: content"`` lines, then ``"assistant: "``).
 
 Sources: a JSONL file, or a ``datasets.save_to_disk`` directory (Dataset or DatasetDict).
-Every mistake is an :class:`~simopt.errors.InputError` naming the file, the line and the field.
+Every mistake is an :class:`~core.errors.InputError` naming the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 FIELDS = ("prompt", "chosen", "rejected")
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

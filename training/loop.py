@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simopt.errors import InputError, SocratesError
+from core.errors import InputError, SocratesError
 from training.config import RunConfig
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.pt$")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from simopt.errors import InputError
+from core.errors import InputError
 from training.config import ModelSection
 from training.tokenizer import char_tokenizer
 

@@ -5,9 +5,11 @@ Every run gets a folder ``<runs dir>/<run id>/`` (runs dir: ``./runs`` or
 ``summary.json``, and one row in ``<runs dir>/registry.sqlite`` (WAL mode, busy timeout, one
 short-lived connection per operation, so threads and processes can write at once).
 
-Executors launch many configs: :class:`LocalExecutor` runs ``python -m training run CONFIG`` in
-subprocesses, at most ``max_workers`` at a time; :class:`RayExecutor` runs the same command as
-Ray tasks on a cluster (``SOCRATES_RAY_ADDRESS``, or ``get_executor("ray", address=...)``).
+Launchers run many configs: :class:`LocalLauncher` runs ``python -m training run CONFIG`` in
+subprocesses, at most ``max_workers`` at a time; :class:`RayLauncher` runs the same command as
+Ray tasks on a cluster (``SOCRATES_RAY_ADDRESS``, or ``get_launcher("ray", address=...)``),
+connected through :func:`core.executors.connect_ray`, the same code SOCRATES's races use.
+``LocalExecutor``, ``RayExecutor`` and ``get_executor`` are the earlier names of the three.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from simopt.errors import InputError
+from core.errors import InputError
+from core.executors import connect_ray, ray_address
 
 Status = Literal["queued", "running", "finished", "failed"]
 STATUSES = ("queued", "running", "finished", "failed")
@@ -282,7 +285,7 @@ def compare(run_ids: list[str], metric: str = "loss/total", out_path: str | Path
 
 
 # ---------------------------------------------------------------------------------------------
-# Executors
+# Launchers
 
 
 @dataclass
@@ -310,7 +313,7 @@ def launch_run(config_path: str, run_id: str, overrides: list[str], runs_path: s
     return proc.returncode, (proc.stdout + proc.stderr)[-LOG_TAIL_CHARS:]
 
 
-class LocalExecutor:
+class LocalLauncher:
     """Run configs as ``python -m training run CONFIG --run-id ID`` subprocesses.
 
     Each run is registered as ``queued`` first; the child marks it ``running`` and then
@@ -362,10 +365,10 @@ class LocalExecutor:
                                tail if status == "failed" else "")
 
 
-class RayExecutor(LocalExecutor):
+class RayLauncher(LocalLauncher):
     """Run configs as Ray tasks, each launching ``python -m training run`` on a cluster node.
 
-    The same registration, command and failure handling as :class:`LocalExecutor`; only where
+    The same registration, command and failure handling as :class:`LocalLauncher`; only where
     the child runs differs, so a run's results do not depend on the executor. The runs
     directory must be on storage every node sees (a shared file system) at the same path.
 
@@ -380,18 +383,17 @@ class RayExecutor(LocalExecutor):
     def __init__(self, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
                  registry: RunRegistry | None = None, env: dict[str, str] | None = None):
         super().__init__(max_workers=1, registry=registry, env=env)
-        from simopt.executors import RayExecutor as RayJobs
-
-        self.jobs = RayJobs(address, num_cpus=num_cpus)
+        self.address = address if address is not None else ray_address()
+        self.num_cpus = num_cpus
         self.num_gpus = num_gpus
 
     def run(self, config_paths: list[str | Path],
             overrides: list[str] | None = None) -> list[ExecutionResult]:
         """Launch every config as a Ray task; return their results in input order."""
         jobs = self._register(config_paths, overrides)
-        ray = self.jobs._ray()
+        ray = connect_ray(self.address)
         runs_path = str(self.registry.path.parent.resolve())
-        task = ray.remote(num_cpus=self.jobs.num_cpus, num_gpus=self.num_gpus,
+        task = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                           max_retries=0)(launch_run)
         refs = [task.remote(str(Path(path).resolve()), run_id, overrides or [], runs_path,
                             self.env) for path, run_id in jobs]
@@ -399,16 +401,19 @@ class RayExecutor(LocalExecutor):
                 for (path, run_id), result in zip(jobs, ray.get(refs), strict=True)]
 
 
-EXECUTORS: dict[str, type] = {"local": LocalExecutor, "ray": RayExecutor}
+LAUNCHERS: dict[str, type] = {"local": LocalLauncher, "ray": RayLauncher}
 
 
-def get_executor(name: str | None = None, **kwargs: Any) -> Any:
-    """An executor by name: ``local`` or ``ray``; None: ``ray`` when ``SOCRATES_RAY_ADDRESS``
+def get_launcher(name: str | None = None, **kwargs: Any) -> Any:
+    """A launcher by name: ``local`` or ``ray``; None: ``ray`` when ``SOCRATES_RAY_ADDRESS``
     is set, else ``local``."""
     if name is None:
-        from simopt.executors import ray_address
-
         name = "ray" if ray_address() else "local"
-    if name not in EXECUTORS:
-        raise InputError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name](**kwargs)
+    if name not in LAUNCHERS:
+        raise InputError(f"unknown executor {name!r}; available: {', '.join(LAUNCHERS)}")
+    return LAUNCHERS[name](**kwargs)
+
+
+# The earlier names (README, user scripts).
+LocalExecutor, RayExecutor, get_executor, EXECUTORS = (LocalLauncher, RayLauncher, get_launcher,
+                                                       LAUNCHERS)

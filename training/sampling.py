@@ -61,7 +61,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 __all__ = [
     "SAMPLERS",

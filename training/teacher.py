@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simopt.errors import InputError
+from core.errors import InputError
 from training.config import ModelSection
 from training.distill_config import TeacherSection
 

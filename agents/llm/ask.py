@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from agents.llm.offline import has_offline_policy, offline_answer, offline_text
 from agents.llm.parsing import InvalidAnswerError, repair_prompt, tolerant_json_parse
 from agents.llm.protocol import LLM, CallStats, M, Messages, Outcome, describe_llm
-from simopt.errors import LLMError
+from core.errors import LLMError
 
 logger = logging.getLogger("socrates.llm")
 

@@ -10,7 +10,7 @@ from agents.llm.offline import OfflineLLM
 from agents.llm.openai_backend import PLACEHOLDER_API_KEY, OpenAICompatibleLLM
 from agents.llm.protocol import LLM
 from agents.llm.routing import RoleRouter
-from simopt.errors import InputError
+from core.errors import InputError
 
 _OPTION_KEYS = {"timeout", "max_retries", "max_repairs", "temperature", "backoff_s",
                 "max_backoff_s", "max_tokens", "seed", "structured_output", "base_url",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.llm.parsing import describe_validation_error
 from agents.llm.protocol import CallStats, LoggedLLM, M, Messages
-from simopt.errors import LLMError
+from core.errors import LLMError
 
 OfflinePolicy = Callable[[Messages, type[BaseModel], dict], BaseModel | dict]
 OfflineTextPolicy = Callable[[Messages, dict], str]

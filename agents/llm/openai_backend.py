@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from agents.llm.parsing import strip_thinking
 from agents.llm.protocol import CallStats, LoggedLLM, M, Messages
-from simopt.errors import InputError, LLMError
+from core.errors import InputError, LLMError
 
 logger = logging.getLogger("socrates.llm")
 

@@ -8,7 +8,7 @@ import re
 from pydantic import BaseModel, ValidationError
 
 from agents.llm.protocol import M
-from simopt.errors import LLMError
+from core.errors import LLMError
 
 
 class InvalidAnswerError(LLMError):

@@ -1,7 +1,7 @@
 """The ``socrates`` command line (typer + rich).
 
 Each sub-command group lives in its own module with a ``typer.Typer`` named ``app``. User
-mistakes raise :class:`simopt.errors.InputError` (or any :class:`SocratesError`); :func:`main`
+mistakes raise :class:`core.errors.InputError` (or any :class:`SocratesError`); :func:`main`
 is the one boundary that turns them into a single line on stderr and exit code 2.
 """
 
@@ -17,9 +17,9 @@ try:  # typer >= 0.20 vendors its own click
 except ImportError:  # pragma: no cover - older typer uses click itself
     _tclick = click.exceptions
 
+from core.errors import InputError, SocratesError
 from graphs.cli import ask, doctor, optimize, problems, runs, train
 from graphs.cli.common import console_err
-from simopt.errors import InputError, SocratesError
 
 app = typer.Typer(
     name="socrates",

@@ -15,8 +15,8 @@ from typing import Any
 import typer
 import yaml
 
+from core.errors import InputError
 from graphs.cli.common import console, console_err, print_json
-from simopt.errors import InputError
 
 
 def ask(

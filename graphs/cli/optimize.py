@@ -24,11 +24,11 @@ from pathlib import Path
 
 import typer
 
+from core.errors import InputError
 from graphs.cli.common import console, console_err, print_json
-from simopt.errors import InputError
+from simopt.metrics import DEFAULT_POSTREPS, POSTREP_SEED
 
-N_POSTREPS = 100
-POSTREP_SEED = 123_456
+N_POSTREPS = DEFAULT_POSTREPS  # the run scorer's defaults (simopt.metrics)
 
 
 def _runs_dir() -> Path:
@@ -118,9 +118,9 @@ def run_optimize(
             folder / "progress.png", grid=common, title=f"{problem.name}: {solver_name}",
         )
     else:  # no reference optimum: plot the post-replicated objective itself
-        from simopt.metrics import _pyplot
+        from simopt.metrics import pyplot
 
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         b = np.array([p[0] for p in traj.points], float) / budget
         ax.step(np.append(b, 1.0), np.append(est, est[-1]), where="post")

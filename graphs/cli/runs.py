@@ -24,7 +24,7 @@ def list_cmd(
     from training.runs import STATUSES, RunRegistry
 
     if status is not None and status not in STATUSES:
-        from simopt.errors import InputError
+        from core.errors import InputError
 
         raise InputError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
     records = RunRegistry().list(status=status, algorithm=algorithm, limit=limit)

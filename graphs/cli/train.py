@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 
+from core.errors import InputError
 from graphs.cli.common import console, print_json
-from simopt.errors import InputError
 from training.config import load_families
 
 app = typer.Typer(no_args_is_help=True)

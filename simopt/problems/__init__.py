@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 
 REGISTRY: dict[str, str] = {

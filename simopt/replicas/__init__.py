@@ -20,10 +20,14 @@ from simopt.replicas.ensemble import (
 )
 from simopt.replicas.fidelity import fidelity_report, kendall_tau, replica_optimum
 from simopt.replicas.sem import Replica, latent_intervals
+from simopt.replicas.skeleton import CausalSkeleton, Mechanism, SkeletonNode
 from simopt.replicas.structure import NodeSpec, StructureSpec
 
 __all__ = [
     "Candidate",
+    "CausalSkeleton",
+    "Mechanism",
+    "SkeletonNode",
     "FittedDistribution",
     "NoSkeletonReplica",
     "NodeSpec",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import qmc
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Observations, Problem
 
 

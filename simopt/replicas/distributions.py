@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 CONTINUOUS_FAMILIES = ("normal", "lognormal", "gamma", "exponential", "weibull")
 DISCRETE_FAMILIES = ("poisson",)

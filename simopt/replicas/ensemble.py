@@ -21,11 +21,12 @@ from typing import Literal
 
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem, Skeleton
 from simopt.replicas.data import ReplicaData, collect_data
 from simopt.replicas.nodes import RegressionModel
 from simopt.replicas.sem import Replica
+from simopt.replicas.skeleton import CausalSkeleton
 from simopt.replicas.structure import StructureSpec
 
 SKELETON_MODEL_CLASSES = ("gp", "linear", "gbm")
@@ -140,7 +141,7 @@ def _as_structures(skeleton, problem: Problem, data: ReplicaData) -> list[Struct
             out.append(s)
         elif isinstance(s, Skeleton):
             out.append(StructureSpec.from_skeleton(s, problem, label=f"skeleton-{i}"))
-        elif hasattr(s, "to_structure"):
+        elif isinstance(s, CausalSkeleton):
             out.append(s.to_structure(problem, label=f"skeleton-{i}"))
         else:
             raise InputError(
@@ -185,7 +186,8 @@ def fit_ensemble(
 
     Args:
         problem: the real system.
-        skeleton: the structure to follow: a ``CausalSkeleton`` (from ``agents.causal``), a
+        skeleton: the structure to follow: a
+            :class:`~simopt.replicas.skeleton.CausalSkeleton` (what ``agents.causal`` proposes), a
             ``simopt.problem.Skeleton``, a :class:`StructureSpec`, a list of them (multi-start),
             or a callable ``data -> skeleton(s)`` called on the collected data (so a skeleton
             proposer can refine with data). None fits the no-skeleton ablation

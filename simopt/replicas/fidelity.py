@@ -17,7 +17,7 @@ import numpy as np
 from scipy import optimize, stats
 from scipy.stats import qmc
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 
 

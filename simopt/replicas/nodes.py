@@ -28,7 +28,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.replicas.distributions import FittedDistribution
 from simopt.replicas.structure import CompiledFormula
 

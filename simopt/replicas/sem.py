@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import networkx as nx
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem, replication_rngs
 from simopt.replicas.data import ReplicaData
 from simopt.replicas.distributions import fit_interval_censored, fit_root

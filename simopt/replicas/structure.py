@@ -1,32 +1,26 @@
 """The structure a replica follows: nodes with roles, parents and optional mechanism hints.
 
-``simopt`` never imports ``agents``: a causal skeleton proposed by an agent is converted into a
-:class:`StructureSpec` by the agent's own code (``CausalSkeleton.to_structure``), with formula
-hints already compiled into objects that have ``.evaluate(env) -> array`` and ``.names``. A
-ground-truth :class:`simopt.problem.Skeleton` converts here, without hints.
+A causal skeleton (:class:`simopt.replicas.skeleton.CausalSkeleton`, what an agent proposes)
+converts into a :class:`StructureSpec` with ``CausalSkeleton.to_structure``, its formula hints
+compiled by :mod:`simopt.replicas.expr`. A ground-truth :class:`simopt.problem.Skeleton`
+converts here, without hints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import networkx as nx
-import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem, Skeleton
+from simopt.replicas.expr import Formula
 
 ROLES = ("decision", "exogenous", "latent", "intermediate", "output")
 
 
-class CompiledFormula(Protocol):
-    """A deterministic mechanism ``node = g(parents)``, vectorized over rows."""
-
-    names: tuple[str, ...]
-
-    def evaluate(self, env: Mapping[str, np.ndarray]) -> np.ndarray: ...
+#: A deterministic mechanism ``node = g(parents)``, vectorized over rows.
+CompiledFormula = Formula
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """SOCRATES as plain stages of the engine, each testable without LangGraph.
 
-The graph in ``graphs/socrates.py`` calls one stage per node, in the paper's order:
+The graph in ``graphs/socrates.py`` calls one stage per node, in the paper's order (its run
+settings are :class:`~simopt.socrates.config.SocratesConfig`):
 
 1. :mod:`~simopt.socrates.data`: data budget, data collection, the execution's start;
 2. :mod:`~simopt.socrates.replicas`: the replica ensemble, and its reweighting at a re-plan;
@@ -16,6 +17,7 @@ score, run and check what they propose.
 """
 
 from simopt.socrates.compose import best_single, robust_score, singles
+from simopt.socrates.config import DEFAULT_SOLVERS, SocratesConfig
 from simopt.socrates.data import collect, data_history, data_plan, start_design
 from simopt.socrates.execute import ExecutionStep, execute, reserve_for
 from simopt.socrates.monitor import (
@@ -29,6 +31,7 @@ from simopt.socrates.replicas import fit, reweight
 from simopt.socrates.select import FinalAnswer, final_selection, ocba_shares, t_interval
 
 __all__ = [
+    "DEFAULT_SOLVERS", "SocratesConfig",
     "EnsemblePredictor", "ExecutionStep", "FinalAnswer", "PredictionMonitor", "best_single",
     "capable", "capable_solvers", "checkpoints_for", "collect", "data_history", "data_plan",
     "execute", "false_alarm_rate", "final_selection", "fit", "ocba_shares", "race",

@@ -35,7 +35,8 @@ def reweight(replicas: Sequence[Problem], history: History, n_postreps: int,
 
     With no design replicated ``min_reps`` times, every replica gets the same weight.
     """
-    from simopt.portfolio import post_replicate
+    from simopt.metrics import post_replicate_designs
+    from simopt.portfolio import POSTREP_SEED
 
     rows = [s for s in history.stats.values() if s.n >= min_reps]
     if not rows:
@@ -43,7 +44,7 @@ def reweight(replicas: Sequence[Problem], history: History, n_postreps: int,
     real = np.array([s.mean for s in rows])
     mses = []
     for rep in replicas:
-        pred = post_replicate(rep, [s.x for s in rows], n_postreps)
+        pred = post_replicate_designs(rep, [s.x for s in rows], n_postreps, POSTREP_SEED)
         p = np.array(list(pred.values()))
         mses.append(float(np.mean((p - real) ** 2)))
     m = np.asarray(mses)

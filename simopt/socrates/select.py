@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import DesignStats, History, _key
 

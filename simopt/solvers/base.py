@@ -10,7 +10,7 @@ two designs are paired, as in SimOpt.
 Internally solvers minimize ``sign * f`` (``Problem.sign``); estimates reported in trajectories
 are in the problem's own sense.
 
-When the system fails (:class:`~simopt.errors.SimulationError`: it raised, returned NaN/inf or
+When the system fails (:class:`~core.errors.SimulationError`: it raised, returned NaN/inf or
 timed out) the run stops and the error reaches the caller, naming the design and replication.
 Nothing that succeeded is lost: the replications of the failing call that completed first
 (``exc.partial``) are charged to the budget and added to the history, and the error carries
@@ -27,12 +27,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simopt.errors import BudgetExhaustedError, InputError, SimulationError
+from core.errors import BudgetExhaustedError, InputError, SimulationError
 from simopt.problem import Observations, Problem
 
 
-def _key(x: np.ndarray) -> tuple[float, ...]:
+def design_key(x: np.ndarray) -> tuple[float, ...]:
+    """The hashable identity of a design: its coordinates rounded to 12 decimals."""
     return tuple(float(v) for v in np.round(np.asarray(x, dtype=float), 12))
+
+
+_key = design_key
 
 
 @dataclass

@@ -60,7 +60,7 @@ from botorch.utils.sampling import manual_seed
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from scipy.stats import qmc
 
-from simopt.errors import BudgetExhaustedError, InputError
+from core.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
 

@@ -40,7 +40,7 @@ from itertools import combinations
 
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, DesignStats, Evaluator, Solver, Trajectory
 

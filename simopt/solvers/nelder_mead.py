@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
 

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 from scipy.stats import qmc
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
 

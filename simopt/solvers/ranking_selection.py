@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from simopt.errors import BudgetExhaustedError, InputError
+from core.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, History, Solver, Trajectory
 

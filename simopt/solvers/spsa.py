@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
 

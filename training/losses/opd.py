@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",

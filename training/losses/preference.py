@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 __all__ = [
     "PREFERENCE_LOSSES",

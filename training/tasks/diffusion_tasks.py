@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 if TYPE_CHECKING:
     from training.diffusion_config import DiffusionDataSection, DiffusionRunConfig

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simopt.errors import InputError
+from core.errors import InputError
 from training.data import jsonl_objects
 
 __all__ = [

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simopt.errors import InputError
+from core.errors import InputError
 
 
 def _preference(cfg: Any, run_dir: Path) -> Any:

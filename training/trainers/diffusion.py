@@ -70,7 +70,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from simopt.errors import InputError
+from core.errors import InputError
 from training.data import EpochSampler
 from training.diffusion_config import DiffusionRunConfig
 from training.diffusion_model import (

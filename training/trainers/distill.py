@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simopt.errors import InputError
+from core.errors import InputError
 from training.data import EpochSampler, jsonl_objects, render_messages
 from training.distill_config import DistillRunConfig
 from training.loop import shard_of

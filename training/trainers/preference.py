@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simopt.errors import InputError
+from core.errors import InputError
 from training.config import PreferenceRunConfig
 from training.data import (
     EpochSampler,

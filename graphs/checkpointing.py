@@ -8,6 +8,8 @@ from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from core.sqlite import enable_wal
+
 _SAVERS: dict[str, SqliteSaver] = {}
 _LOCK = threading.Lock()
 
@@ -24,7 +26,7 @@ def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
         if key not in _SAVERS:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(key, check_same_thread=False, timeout=60.0)
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=60000")
+            enable_wal(conn, timeout_s=60.0)
             _SAVERS[key] = SqliteSaver(conn)
         return _SAVERS[key]

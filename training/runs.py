@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from core.errors import InputError
 from core.executors import connect_ray, ray_address
+from core.sqlite import enable_wal
 
 Status = Literal["queued", "running", "finished", "failed"]
 STATUSES = ("queued", "running", "finished", "failed")
@@ -132,7 +133,11 @@ class RunRegistry:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout_s)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            enable_wal(conn, self.timeout_s)
+        except BaseException:
+            conn.close()
+            raise
         conn.row_factory = sqlite3.Row
         return conn
 

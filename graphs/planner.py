@@ -29,7 +29,7 @@ from typing import Any, Literal
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command, interrupt
+from langgraph.types import interrupt
 
 from agents.planner import (
     FALLBACK_NOTE,
@@ -41,6 +41,7 @@ from agents.planner import (
     validate_plan,
 )
 from graphs.checkpointing import sqlite_checkpointer  # noqa: F401  (re-exported)
+from graphs.interrupts import run_to_end
 from graphs.planner_state import (
     PlannerContext,
     PlannerState,
@@ -293,25 +294,17 @@ def run_planner(request: str = "", *, plan_obj: ExperimentPlan | None = None,
     ctx = context or PlannerContext()
     g = build_graph(checkpointer) if checkpointer is not None else graph
     thread = {"configurable": {"thread_id": thread_id or f"plan-{time.time_ns()}"}}
-    payload: Any = {"request": request or (plan_obj.request if plan_obj else "")}
+    payload: dict[str, Any] = {"request": request or (plan_obj.request if plan_obj else "")}
     if plan_obj is not None:
         payload["plan"] = plan_obj.model_dump(mode="json")
-    if checkpointer is not None and g.get_state(thread).next:
-        payload = None  # resume where the thread stopped
-    while True:
-        interrupted = None
-        for mode, chunk in g.stream(payload, thread, context=ctx,
-                                    stream_mode=["updates", "values"]):
-            if mode == "updates" and "__interrupt__" in chunk:
-                interrupted = chunk["__interrupt__"][0].value
-            elif mode == "values":
-                final = chunk
-        if interrupted is None:
-            return final
+
+    def ask(question: Any) -> Any:
         if on_interrupt is None:
             raise RuntimeError("the planner paused for approval; pass on_interrupt or set "
                                "context.approve=False")
-        payload = Command(resume=on_interrupt(interrupted))
+        return on_interrupt(question)
+
+    return run_to_end(g, payload, thread, context=ctx, on_interrupt=ask)
 
 
 # ---- helpers: run folders, background execution -------------------------------------------------

@@ -36,6 +36,7 @@ from langgraph.types import interrupt
 
 from agents.meta_optimizer import propose_schedule
 from core.errors import InputError
+from graphs.interrupts import run_to_end
 from graphs.socrates_state import SocratesConfig, SocratesContext, SocratesState
 from simopt import get_problem
 from simopt import socrates as stages
@@ -651,7 +652,6 @@ def run_socrates(
         **config: any :class:`SocratesConfig` field (rounds, macroreps, solvers, ...).
     """
     from langgraph.checkpoint.memory import InMemorySaver
-    from langgraph.types import Command
     from pydantic import ValidationError
 
     try:
@@ -668,25 +668,9 @@ def run_socrates(
         checkpointer = InMemorySaver()  # an interrupt needs somewhere to wait
     g = build_graph(checkpointer) if checkpointer is not None else graph
     thread = {"configurable": {"thread_id": thread_id or f"socrates-{name}-{seed}"}}
-    snapshot = g.get_state(thread) if checkpointer is not None else None
-    resume = snapshot is not None and bool(snapshot.next)
-    payload: Any = None if resume else initial_state(name, cfg)
-    final: dict = {}
-    while True:
-        interrupted = None
-        for mode, chunk in g.stream(
-            payload, thread, context=ctx, stream_mode=["custom", "values", "updates"]
-        ):
-            if mode == "custom" and on_event is not None:
-                on_event(chunk)
-            elif mode == "values":
-                final = chunk
-            elif mode == "updates" and "__interrupt__" in chunk:
-                interrupted = chunk["__interrupt__"][0].value
-        if interrupted is None:
-            break
-        answer = bool(approve_fn(interrupted)) if approve_fn is not None else False
-        payload = Command(resume=answer)
+    final = run_to_end(  # resumes the thread when it stopped part-way
+        g, initial_state(name, cfg), thread, context=ctx, on_custom=on_event,
+        on_interrupt=lambda ask: bool(approve_fn(ask)) if approve_fn is not None else False)
     return result_from_state(final)
 
 

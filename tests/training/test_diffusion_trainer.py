@@ -256,3 +256,127 @@ def test_config_defaults_and_answer_length_error(tmp_path):
     assert parse_config(tiny("d1")).nfe_penalty() == 0.0
     with pytest.raises(InputError, match="diffusion.gen_length"):
         make(tmp_path, "mdm-sft", **{"diffusion.gen_length": 24})
+
+
+def _letters(algorithm: str, **overrides) -> dict:
+    """A letters run (4-letter answers, one block) decoded one token per step at T = 0.7 with
+    half the prompt masked in the ratio: the setting the importance-weight bug lived in."""
+    return tiny(algorithm, **{
+        "data": {"task": "letters", "n_train": 12, "n_eval": 3,
+                 "letters": {"k": 4, "alphabet_size": 8}},
+        "batch_size": 3,
+        "diffusion.gen_length": 4, "diffusion.block_length": 4,
+        "diffusion.sampler": "low_confidence", "diffusion.steps": 4,
+        "diffusion.temperature": 0.7, "diffusion.p_mask_prompt": 0.5,
+        "diffusion.inner_updates": 3, "diffusion.group_size": 4, **overrides})
+
+
+def _sharpen(algo: DiffusionAlgorithm) -> None:
+    """Perturb the mask predictor's weights (seeded) so its predictions depend strongly on the
+    context: at initialisation they barely do, and every importance weight is about 1."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in algo.policy.lm.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.3)
+
+
+def _logits_at(lm, prompt: torch.Tensor, completion: torch.Tensor, shown: torch.Tensor,
+               mask_id: int) -> torch.Tensor:
+    """``(G, V)`` logits over the completion of one row, given which completion tokens are shown
+    (the others masked) and the prompt as passed (one forward pass, no library helpers)."""
+    tail = torch.where(shown, completion, torch.full_like(completion, mask_id))
+    with torch.no_grad():
+        return lm(torch.cat([prompt, tail])[None])[0, prompt.numel():].float()
+
+
+def test_is_weights_match_an_independent_recomputation_at_temperature_07_with_masking(
+        tmp_path):
+    """Every DiFFPO weight of every inner update, rebuilt token by token: numerator the
+    tempered probability at the two-stage state of that update's split on the *real* prompt,
+    denominator the tempered probability at the state the sampler actually unmasked the token
+    in. The old weights (temperature-1 denominator, masked prompt in the numerator, one split
+    for all updates) each fail this comparison, as the last asserts check."""
+    algo = DiffusionAlgorithm(parse_config(_letters("diffpo", **{
+        "diffusion.joint_sampler": False, "diffusion.is_cap": 50.0})), tmp_path)
+    algo.reward_fn = lambda text, problem: float(len(set(text)))
+    _sharpen(algo)
+    algo.setup(_Acc())
+    batch = algo.next_batch(1, __import__("numpy").random.default_rng(7))
+    lm, mask_id, temp = algo.policy.lm, algo.policy.mask_token_id, 0.7
+    mu, n, length = batch.weights.shape
+    assert (mu, length) == (3, 4) and torch.equal(batch.nfe, torch.full((n,), 4))
+    assert batch.prompt_mask.any() and not batch.prompt_mask.all()
+    assert len({tuple(s.tolist()) for s in batch.split}) == mu  # a split per update
+    want = torch.zeros(mu, n, length)
+    den_t1 = torch.zeros(n, length)
+    masked_num = torch.zeros(mu, n, length)
+    for b in range(n):
+        prompt, comp, steps = batch.prompt_ids[b], batch.completion[b], batch.unmask_step[b]
+        for i in range(length):
+            true_logits = _logits_at(lm, prompt, comp, steps < steps[i], mask_id)[i]
+            den = torch.log_softmax(true_logits / temp, -1)[comp[i]]
+            den_t1[b, i] = torch.log_softmax(true_logits, -1)[comp[i]]
+            for j in range(mu):
+                tau = int(batch.split[j, b])
+                shown = steps < tau if steps[i] >= tau else torch.zeros_like(steps, dtype=bool)
+                num = torch.log_softmax(_logits_at(lm, prompt, comp, shown, mask_id)[i] / temp,
+                                        -1)[comp[i]]
+                want[j, b, i] = (num - den).exp().clamp_max(50.0)
+                masked = torch.where(batch.prompt_mask[j, b], mask_id, prompt)
+                masked_num[j, b, i] = torch.log_softmax(
+                    _logits_at(lm, masked, comp, shown, mask_id)[i] / temp, -1)[comp[i]]
+    torch.testing.assert_close(batch.weights, want, atol=1e-4, rtol=1e-4)
+    # tokens scored from the very state they were drawn in weigh exactly 1
+    exact = (batch.unmask_step[None] == batch.split[:, :, None]) | (batch.unmask_step[None] == 0)
+    torch.testing.assert_close(batch.weights[exact], torch.ones(int(exact.sum())), atol=1e-5,
+                               rtol=0)
+    assert (~exact).any() and (batch.weights[~exact] - 1).abs().max() > 1e-2
+    # the faulty variants differ from the right weights
+    t1 = (want.log() + batch.sample_logprob[None] - den_t1[None]).exp().clamp_max(50.0)
+    assert (t1 - batch.weights).abs().max() > 1e-2
+    on_masked = (masked_num - batch.sample_logprob[None]).exp().clamp_max(50.0)
+    assert (on_masked - batch.weights).abs().max() > 1e-2
+    assert (batch.weights[1:] - batch.weights[:1]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("algorithm", ["d1", "diffpo"])
+def test_each_inner_update_scores_with_its_own_fresh_prompt_mask(tmp_path, algorithm):
+    """μ = 3 inner updates on one rollout, parameters held fixed: update ``j``'s old log-probs
+    are the surrogate under prompt mask ``j`` (and split ``j``) computed independently, the loss
+    at update ``j`` uses the same mask (ratio exactly 1 at every update), and the masks differ
+    enough that scoring update 1 with mask 0 would change the log-probs."""
+    extra = {"diffusion.joint_sampler": False} if algorithm == "diffpo" else {}
+    algo = DiffusionAlgorithm(parse_config(_letters(algorithm, **extra)), tmp_path)
+    algo.reward_fn = lambda text, problem: float(len(set(text)))
+    _sharpen(algo)
+    algo.setup(_Acc())
+    rng = __import__("numpy").random.default_rng(11)
+    batch = algo.next_batch(1, rng)
+    mu = batch.prompt_mask.shape[0]
+    assert mu == 3
+    lm, mask_id = algo.policy.lm, algo.policy.mask_token_id
+    for j in range(mu):
+        with torch.no_grad():
+            if algorithm == "d1":
+                indep = d1_logps(lm, batch.prompt_ids, batch.completion, mask_id,
+                                 prompt_mask=batch.prompt_mask[j])
+                other = d1_logps(lm, batch.prompt_ids, batch.completion, mask_id,
+                                 prompt_mask=batch.prompt_mask[(j + 1) % mu])
+            else:
+                indep = two_stage_logps(lm, batch.prompt_ids, batch.completion,
+                                        batch.unmask_step, batch.split[j], mask_id,
+                                        prompt_mask=batch.prompt_mask[j])
+                other = two_stage_logps(lm, batch.prompt_ids, batch.completion,
+                                        batch.unmask_step, batch.split[j], mask_id,
+                                        prompt_mask=batch.prompt_mask[(j + 1) % mu])
+        torch.testing.assert_close(batch.old_logps[j], indep, atol=1e-6, rtol=0)
+        assert (other - indep).abs().max() > 1e-3  # the mask matters
+        step_batch = batch if j == 0 else algo.next_batch(1 + j, rng)
+        assert step_batch is batch
+        _, metrics = algo.compute_loss(step_batch)
+        assert metrics["policy/ratio_max_dev"] == pytest.approx(0.0, abs=1e-6), j
+    # the masks are independent draws at rate 0.5 over the real prompt tokens
+    pm = batch.prompt_mask.float()
+    assert 0.3 < float(pm.mean()) < 0.7
+    assert all(not torch.equal(batch.prompt_mask[a], batch.prompt_mask[b])
+               for a in range(mu) for b in range(a + 1, mu))

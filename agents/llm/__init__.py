@@ -13,6 +13,8 @@ retries with backoff, repair prompts, fallback to the role's offline policy). Th
   endpoint (OpenAI, vLLM, SGLang, llama.cpp, Ollama, LM Studio) through the ``openai`` SDK.
 * :mod:`agents.llm.ask`: the ask loop; :mod:`agents.llm.routing`: per-role backends;
   :mod:`agents.llm.factory`: :func:`get_llm`.
+* :mod:`agents.llm.journal`: :class:`JournaledLLM`, every model answer of a run on disk and
+  replayed when the run resumes (no model is asked twice for the same thing).
 
 Every backend records every call in ``call_log`` (a list of :class:`LLMCall`) and logs it on
 the ``socrates.llm`` logger, so a run can show what each agent was asked and how it went.
@@ -22,6 +24,13 @@ from __future__ import annotations
 
 from agents.llm.ask import Answer, RefusedAnswerError, Validator, answer_loop, ask, ask_text
 from agents.llm.factory import get_llm
+from agents.llm.journal import (
+    JournaledLLM,
+    LLMJournal,
+    journal_summary,
+    journaled,
+    read_journal,
+)
 from agents.llm.offline import (
     OfflineLLM,
     OfflinePolicy,
@@ -71,5 +80,5 @@ __all__ = [
     "has_offline_policy", "offline_answer", "OpenAICompatibleLLM", "LLMHTTPError", "Reply",
     "PLACEHOLDER_API_KEY", "STRUCTURED_OUTPUT_MODES", "ask", "ask_text", "answer_loop",
     "Answer", "RefusedAnswerError", "Validator", "RoleRouter", "models_by_role", "llm_summary",
-    "get_llm",
+    "get_llm", "JournaledLLM", "LLMJournal", "journaled", "journal_summary", "read_journal",
 ]

@@ -29,6 +29,7 @@ from typing import Any, Generic
 
 from pydantic import BaseModel
 
+from agents.llm.journal import JournaledLLM
 from agents.llm.offline import has_offline_policy, offline_answer, offline_text
 from agents.llm.parsing import InvalidAnswerError, repair_prompt, tolerant_json_parse
 from agents.llm.protocol import LLM, CallStats, M, Messages, Outcome, describe_llm
@@ -236,6 +237,15 @@ def ask(
         LLMError: the model failed and ``fallback`` is False or ``role`` has no offline policy;
             or the offline policy's own answer fails ``validate`` (a bug, not a user mistake).
     """
+    journal = llm if isinstance(llm, JournaledLLM) and llm.journals(role) else None
+    if journal is not None:  # a resumed run: the answer this run already got, if any
+        return _journaled_answer(
+            journal, role, "ask", schema.__name__, messages,
+            lambda: ask(journal.inner, messages, schema, role=role, context=context,
+                        validate=validate, max_repairs=max_repairs, fallback=fallback),
+            lambda hit: _replayed(hit, schema.model_validate(hit["value"]), validate, role),
+            lambda ans: ans.value.model_dump(mode="json"),
+        )
     backend = backend_for(llm, role)
     repairs = max_repairs if max_repairs is not None else int(getattr(backend, "max_repairs", 1))
     asked = describe_llm(backend)
@@ -285,6 +295,14 @@ def ask_text(llm: LLM, messages: Messages, *, role: str, context: dict | None = 
 
     ``Answer.value`` is the text. An empty reply counts as a failure.
     """
+    journal = llm if isinstance(llm, JournaledLLM) and llm.journals(role) else None
+    if journal is not None:
+        return _journaled_answer(
+            journal, role, "ask_text", None, messages,
+            lambda: ask_text(journal.inner, messages, role=role, context=context,
+                             fallback=fallback),
+            lambda hit: _replayed(hit, str(hit["value"]), None, role), lambda ans: ans.value,
+        )
     backend = backend_for(llm, role)
     asked = describe_llm(backend)
     if getattr(backend, "backend", None) == "offline":
@@ -314,6 +332,45 @@ def ask_text(llm: LLM, messages: Messages, *, role: str, context: dict | None = 
     if callable(logged):
         return logged(role, "text", None, run)
     return run(CallStats())
+
+
+def _journaled_answer(journal: JournaledLLM, role: str, kind: str, schema: str | None,
+                      messages: Messages, answer: Callable[[], Answer],
+                      replay: Callable[[dict], Answer], dump: Callable[[Answer], Any]) -> Answer:
+    """The journaled answer to this request, else ``answer()`` journaled (failures too)."""
+    entry_id = journal.entry_id(role, kind, schema, messages)
+    hit = journal.journal.lookup(entry_id)
+    if hit is not None:
+        journal.replayed_call(hit)
+        if hit.get("value") is None:
+            raise LLMError(f"{hit.get('error')} (replayed from the LLM journal)")
+        return replay(hit)
+    entry = journal.new_entry(entry_id, role, kind, schema)
+    calls_before = len(journal.call_log)
+    try:
+        ans = answer()
+    except LLMError as exc:
+        journal.journal.record({**entry, "outcome": "failed", "value": None,
+                                "error": _one_line(exc, 500)})
+        raise
+    latency = sum(c.latency_s for c in journal.call_log[calls_before:] if c.role == role)
+    journal.journal.record({
+        **entry, "outcome": ans.outcome, "value": dump(ans), "error": None,
+        "answered_by": ans.answered_by, "reason": ans.reason, "repairs": ans.repairs,
+        "problems": ans.problems, "latency_s": round(latency, 4),
+    })
+    return ans
+
+
+def _replayed(hit: dict, value: Any, validate: Validator | None, role: str) -> Answer:
+    """The :class:`Answer` a journal entry holds (its checked form recomputed)."""
+    checked, problems = _validated(validate, value)
+    if problems:  # the validator is deterministic: a journal that fails it was edited
+        raise LLMError(f"the LLM journal's answer for role {role!r} fails its validator now: "
+                       f"{problems}; delete the journal file to ask again")
+    return Answer(value, checked, hit.get("outcome") or "first_try", int(hit.get("repairs") or 0),
+                  hit.get("answered_by") or hit.get("asked") or "?", hit.get("asked") or "?",
+                  hit.get("reason"), list(hit.get("problems") or []))
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

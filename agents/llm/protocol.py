@@ -16,8 +16,9 @@ M = TypeVar("M", bound=BaseModel)
 Messages = list[dict]
 
 #: How one call ended: valid on the first answer, valid after re-prompts, answered by the
-#: offline policy instead, or no answer at all (the error was raised to the caller).
-Outcome = Literal["first_try", "repaired", "fallback", "failed"]
+#: offline policy instead, no answer at all (the error was raised to the caller), or served
+#: from the run's LLM journal without asking (a resumed run; see :mod:`agents.llm.journal`).
+Outcome = Literal["first_try", "repaired", "fallback", "failed", "replayed"]
 
 
 @runtime_checkable

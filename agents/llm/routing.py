@@ -77,26 +77,26 @@ def models_by_role(llm: Any, roles: list[str] | None = None) -> dict[str, str]:
     With ``roles`` every listed role is named; otherwise the roles with a backend of their own
     (and ``"*"`` for the rest). A report lists this next to the calls that fell back.
     """
-    if isinstance(llm, RoleRouter) and roles is None:
-        return llm.models()
     if roles is None:
-        return {"*": describe_llm(llm)}
-    pick = llm.backend_for if isinstance(llm, RoleRouter) else (lambda r: llm)
-    return {r: describe_llm(pick(r)) for r in roles}
+        models = getattr(llm, "models", None)  # a router, or a journal around one
+        return models() if callable(models) else {"*": describe_llm(llm)}
+    pick = getattr(llm, "backend_for", None)
+    return {r: describe_llm(pick(r) if callable(pick) else llm) for r in roles}
 
 
 def llm_summary(llm: Any) -> dict[str, Any]:
     """Per role: who answered, calls, outcomes and latency, from ``llm``'s call log.
 
     ``{role: {"model": ..., "calls": n, "first_try": n, "repaired": n, "fallback": n,
-    "failed": n, "latency_s": total}}``; what a run summary or report records.
+    "failed": n, "replayed": n, "latency_s": total}}`` (``replayed``: served from the run's
+    LLM journal, no request sent); what a run summary or report records.
     """
     out: dict[str, dict[str, Any]] = {}
     for call in getattr(llm, "call_log", []):
         row = out.setdefault(call.role, {
             "model": f"{call.backend}:{call.model}" if call.backend != "offline" else "offline",
             "calls": 0, "first_try": 0, "repaired": 0, "fallback": 0, "failed": 0,
-            "latency_s": 0.0,
+            "replayed": 0, "latency_s": 0.0,
         })
         row["calls"] += 1
         row[call.outcome or ("first_try" if call.ok else "failed")] += 1

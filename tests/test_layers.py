@@ -1,5 +1,6 @@
 """The layers of docs/ARCHITECTURE.md, checked on every import of the tree (also the ones inside
-functions): ``core`` <- engines (``simopt``, ``training``) <- ``agents`` <- ``graphs``."""
+functions): ``core`` <- engines (``simopt``, ``training``) <- ``agents`` <- ``graphs``; and no
+cycle among the imports modules make when they load."""
 
 from __future__ import annotations
 
@@ -59,9 +60,83 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
                                    "training/bad.py:4 imports simopt"]
 
 
+def module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def load_time_imports(root: Path) -> dict[str, set[str]]:
+    """``{module: project modules it imports when it loads}``: the module-level imports only
+    (a function's own imports and ``if TYPE_CHECKING:`` blocks run later or never). A
+    submodule importing its own package is how packages work, not a cycle, and is left out."""
+    modules = {module_name(root, p): p for layer in LAYERS for p in (root / layer).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {t for t in targets
+                       if t in modules and t != name and not name.startswith(t + ".")}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycle_when_modules_load():
+    assert import_cycles(load_time_imports(ROOT)) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_late_import(tmp_path):
+    for layer in LAYERS:
+        (tmp_path / layer).mkdir()
+    (tmp_path / "training" / "__init__.py").write_text("")
+    (tmp_path / "training" / "config.py").write_text(
+        "X = 1\n\nfrom training import distill_config  # noqa: E402\n")
+    (tmp_path / "training" / "distill_config.py").write_text(
+        "from training.config import X\n\ndef f():\n    import training.loop\n")
+    (tmp_path / "training" / "loop.py").write_text("import training.distill_config\n")
+    assert import_cycles(load_time_imports(tmp_path)) == [
+        ["training.config", "training.distill_config"]]
+
+
 @pytest.mark.parametrize(("old", "new"), [
     ("simopt.errors", "core.errors"), ("simopt.executors", "core.executors"),
-    ("agents.expr", "simopt.replicas.expr"), ("graphs.socrates_state", "simopt.socrates.config")])
+    ("agents.expr", "simopt.replicas.expr"), ("graphs.socrates_state", "simopt.socrates.config"),
+    ("training.config", "training.base_config")])
 def test_moved_names_keep_working_at_their_old_address(old, new):
     import importlib
 

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from training.config import ModelSection, RunConfig, Section, register_config
+from training.base_config import ModelSection, RunConfig, Section, register_config
 from training.diffusion_model import DEFAULT_GAMMA_GRID, DEFAULT_THRESHOLD_GRID
 
 DIFFUSION_ALGORITHMS = ("mdm-sft", "d1", "diffpo")

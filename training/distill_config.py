@@ -1,8 +1,8 @@
 """Run config of the distillation family: ``opd+``, ``opd`` (stop-gradient) and ``gkd``.
 
-Registered with :func:`training.config.register_config`, so ``algorithm: opd+`` in a YAML file
+Registered with :func:`training.base_config.register_config`, so ``algorithm: opd+`` in a YAML file
 picks :class:`DistillRunConfig`. The common part (model = the *student*, data, optimizer, ...)
-is :class:`training.config.RunConfig`; everything specific lives under ``distill:``::
+is :class:`training.base_config.RunConfig`; everything specific lives under ``distill:``::
 
     algorithm: opd+
     model: {name: tiny-llama, hidden_size: 32, num_layers: 1, num_heads: 2}   # the student
@@ -23,11 +23,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from training.config import (
-    PRESET_MODELS,
+from training.base_config import (
     ModelSection,
     RunConfig,
     Section,
+    check_preset_shape,
     register_config,
 )
 
@@ -69,12 +69,7 @@ class TeacherSection(Section):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> TeacherSection:
-        if self.name in PRESET_MODELS and self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"distill.teacher.hidden_size ({self.hidden_size}) must be a multiple of "
-                f"distill.teacher.num_heads ({self.num_heads})"
-            )
-        return self
+        return check_preset_shape(self, "distill.teacher")
 
 
 class DistillSection(Section):

@@ -121,7 +121,7 @@ def test_load_config_file_errors(tmp_path):
 
 
 def test_a_new_family_is_a_few_lines(monkeypatch):
-    monkeypatch.setattr("training.config.ALGORITHM_CONFIGS", dict(ALGORITHM_CONFIGS))
+    monkeypatch.setattr("training.base_config.ALGORITHM_CONFIGS", dict(ALGORITHM_CONFIGS))
     from training import config as config_module
 
     class DistillSection(Section):

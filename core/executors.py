@@ -6,30 +6,33 @@ whichever executor runs them. The portfolio race on replicas (solver x replica x
 macro-replication) and the post-replications go through :meth:`Executor.map`.
 
 Choosing one (:func:`get_executor`): an explicit ``"local"`` / ``"ray"`` / executor object, else
-Ray when a cluster address is configured (:func:`ray_address`, ``SOCRATES_RAY_ADDRESS``), else
-local with ``n_jobs`` processes. Ray is an optional dependency (the ``ray`` extra).
+Ray when a cluster address is configured (:func:`ray_address`: ``SOCRATES_RAY_ADDRESS`` or
+``ray_address`` in ``socrates.toml``), else local with ``n_jobs`` processes. Ray is an optional
+dependency (the ``ray`` extra). :class:`BackgroundJobs` runs such work behind a caller that keeps
+going (the planner's monitor).
 """
 
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from core.errors import InputError
+from core.settings import load_settings
 
 Job = tuple[Callable[..., Any], tuple]
 RAY_ADDRESS_ENV = "SOCRATES_RAY_ADDRESS"
 
 
 def ray_address() -> str | None:
-    """The configured Ray cluster address, or None (local execution).
+    """The configured Ray cluster address, or None (local execution): ``ray_address`` of the
+    one settings object (``$SOCRATES_RAY_ADDRESS``, else ``socrates.toml``).
 
     ``auto`` joins the cluster this machine belongs to, ``ray://HOST:10001`` a remote one, and
     ``local`` starts a private Ray instance in this process.
     """
-    value = os.environ.get(RAY_ADDRESS_ENV, "").strip()
-    return value or None
+    return load_settings().ray_address
 
 
 class Executor(Protocol):
@@ -137,3 +140,43 @@ def get_executor(executor: str | Executor | None = None, n_jobs: int = 1) -> Exe
     if not callable(getattr(executor, "map", None)):
         raise InputError(f"executor {executor!r} has no map(jobs) method")
     return executor
+
+
+class BackgroundJobs:
+    """Work started in background threads, each batch under the keys of the runs it carries.
+
+    The planner starts a plan's runs with :meth:`start` (one batch for the training launcher,
+    one for the solver runs through an :class:`Executor`) and, while they run, reads their run
+    folders (:mod:`core.run_folder`); :meth:`running` says whether a run's batch is still
+    alive, so a run that ended without a summary is seen as failed and one still running is
+    not started twice. An instance belongs to one planner invocation (its context), not to the
+    module: a resumed planner, or a second one in the same process, starts with none.
+    Threads are daemons: a process that exits does not wait for them (their runs are launched
+    again when the planner resumes).
+    """
+
+    def __init__(self) -> None:
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def start(self, keys: Sequence[str], fn: Callable[..., Any], *args: Any,
+              name: str = "background") -> None:
+        """Run ``fn(*args)`` in a daemon thread on behalf of ``keys``."""
+        thread = threading.Thread(target=fn, args=args, daemon=True, name=name)
+        with self._lock:
+            for key in keys:
+                self._threads[key] = thread
+        thread.start()
+
+    def running(self, key: str) -> bool:
+        """Whether the batch carrying ``key`` is still alive."""
+        with self._lock:
+            thread = self._threads.get(key)
+        return thread is not None and thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for every batch (at most ``timeout`` seconds each)."""
+        with self._lock:
+            threads = set(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)

@@ -6,21 +6,22 @@
 ``validate`` runs it through the one deterministic validator and estimates time and memory on
 this machine, refusing over a limit; ``approve`` pauses with ``interrupt()`` showing the plan and
 the estimate; ``launch`` writes each training config and starts the runs in the background
-(training through :class:`training.runs.LocalExecutor` subprocesses, SOCRATES and solver runs
-in-process); ``monitor`` streams progress and returns each time runs finish (so every finished
-run is checkpointed); ``report`` builds the comparison table (mean ± 95% interval over seeds)
-and a plot.
+(training runs through the training launcher, :func:`training.runs.get_launcher`: local
+subprocesses, or Ray tasks when the settings name a Ray address; SOCRATES and solver runs
+in this process through the local :class:`core.executors.LocalExecutor`), each batch held by
+the invocation's :class:`core.executors.BackgroundJobs` (``PlannerContext.jobs``); ``monitor``
+streams progress and returns each time runs finish (so every finished run is checkpointed);
+``report`` builds the comparison table (mean ± 95% interval over seeds) and a plot.
 
-A run is finished when its folder holds a ``summary.json`` with ``status: finished``; a planner
-killed mid-way and resumed (``invoke(None, thread)`` with the same SqliteSaver thread) collects
-those and relaunches only the rest.
+Every run keeps the run-folder contract of :mod:`core.run_folder`: it has ended when its folder
+holds a ``summary.json`` with ``status`` finished or failed. A planner killed mid-way and
+resumed (``invoke(None, thread)`` with the same SqliteSaver thread) collects those and
+relaunches only the rest. An SO run's answer is scored by :func:`simopt.metrics.score_design`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ from agents.planner import (
     propose_plan,
     validate_plan,
 )
+from core.executors import LocalExecutor, ray_address
+from core.run_folder import clear_summary, last_step, read_summary, write_summary
 from graphs.checkpointing import sqlite_checkpointer  # noqa: F401  (re-exported)
 from graphs.interrupts import run_to_end
 from graphs.planner_state import (
@@ -52,16 +55,16 @@ from graphs.planner_state import (
     run_key,
     summarize,
 )
-from simopt import metrics as metrics_defaults
-from simopt.solvers.base import design_key
-from training.config import inside
+from graphs.socrates import run_socrates
+from simopt import get_problem, solvers
+from simopt import metrics as scorer
+from training.config import dump_config, inside, parse_config
+from training.runs import RunRegistry, get_launcher, runs_dir
 
 POLL_S = 0.5
 # An SO run's recommendation is scored by the run scorer's defaults (simopt.metrics): one CRN
 # seed for every run's post-replications, so runs compare paired.
-POST_REPS, POST_SEED = metrics_defaults.DEFAULT_POSTREPS, metrics_defaults.POSTREP_SEED
-_ACTIVE: dict[str, threading.Thread] = {}  # plan_dir/key -> thread running it in this process
-_ACTIVE_LOCK = threading.Lock()
+POST_REPS, POST_SEED = scorer.DEFAULT_POSTREPS, scorer.POSTREP_SEED
 
 
 def _ctx(runtime: Runtime[PlannerContext]) -> PlannerContext:
@@ -74,9 +77,7 @@ def _plan(state: PlannerState) -> ExperimentPlan:
 
 def _runs_dir(ctx: PlannerContext) -> Path:
     if ctx.runs_dir is None:
-        from graphs.settings import load_settings
-
-        ctx.runs_dir = load_settings().runs_dir
+        ctx.runs_dir = runs_dir()  # the settings' runs directory, the trainers' too
     return Path(ctx.runs_dir)
 
 
@@ -163,8 +164,7 @@ def monitor(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
     while pending and not new:
         for key in pending:
             info = launched[key]
-            thread = _ACTIVE.get(_active_key(state["plan_dir"], key))
-            alive = thread is not None and thread.is_alive()  # checked before reading: no race
+            alive = ctx.jobs.running(info["output_dir"])  # checked before reading: no race
             result = _read_summary(Path(info["output_dir"]))
             if result is not None and alive and result["status"] == "failed" and (
                     "config_path" in info and not result.get("log_tail")):
@@ -179,7 +179,7 @@ def monitor(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
                             "metric": (result.get("metrics") or {}).get(plan.comparison.metric),
                             "error": result.get("error")})
                 continue
-            step = _last_step(Path(info["output_dir"]))
+            step = last_step(info["output_dir"])
             if step is not None and step != steps_seen.get(key):
                 steps_seen[key] = step
                 _emit(ctx, {"type": "progress", "key": key, "label": info["label"],
@@ -319,8 +319,6 @@ def _new_plan_dir(runs_dir: Path, plan: ExperimentPlan) -> Path:
 
 
 def _write_config(run: PlannedRun, out: Path, key: str) -> Path:
-    from training.config import dump_config, parse_config
-
     cfg = parse_config({**run.config, "output_dir": str(out), "name": f"{run.label} seed "
                         f"{run.seed}", "resume": False})
     path = out.parent / "configs" / f"{key}.yaml"
@@ -328,99 +326,83 @@ def _write_config(run: PlannedRun, out: Path, key: str) -> Path:
     return path
 
 
-def _active_key(plan_dir: str | Path, key: str) -> str:
-    return f"{Path(plan_dir).resolve()}/{key}"
-
-
 def _start_pending(plan: ExperimentPlan, launched: dict, ctx: PlannerContext, plan_dir: Path,
                    finished: dict) -> int:
-    """Start every launched run that has not ended and is not running in this process."""
+    """Start every launched run that has not ended and is not running in this invocation.
+
+    Training runs go to the training launcher as one batch, solver and SOCRATES runs to the
+    local executor as another; ``ctx.jobs`` holds both batches under each run's folder.
+    """
     todo = []
-    with _ACTIVE_LOCK:
-        for key, info in launched.items():
-            thread = _ACTIVE.get(_active_key(plan_dir, key))
-            done = _read_summary(Path(info["output_dir"]))
-            if key in finished or (done is not None and done["status"] == "finished"):
-                continue
-            if thread is not None and thread.is_alive():
-                continue
-            summary = Path(info["output_dir"]) / "summary.json"
-            summary.unlink(missing_ok=True)  # a stale failure from before a crash
-            todo.append(key)
-        if not todo:
-            return 0
-        train_keys = [k for k in todo if launched[k]["algorithm"] in TRAINING_ALGORITHMS]
-        so_keys = [k for k in todo if k not in train_keys]
-        runs = {run_key(i, r): r for i, r in enumerate(plan.runs)}
-        if train_keys:
-            t = threading.Thread(target=_run_training, daemon=True, name="planner-train",
-                                 args=([launched[k] for k in train_keys], ctx))
-            t.start()
-            for k in train_keys:
-                _ACTIVE[_active_key(plan_dir, k)] = t
-        if so_keys:
-            t = threading.Thread(target=_run_simopt_all, daemon=True, name="planner-simopt",
-                                 args=([(runs[k], launched[k]) for k in so_keys],))
-            t.start()
-            for k in so_keys:
-                _ACTIVE[_active_key(plan_dir, k)] = t
+    for key, info in launched.items():
+        done = _read_summary(Path(info["output_dir"]))
+        if key in finished or (done is not None and done["status"] == "finished"):
+            continue
+        if ctx.jobs.running(info["output_dir"]):
+            continue
+        clear_summary(info["output_dir"])  # a stale failure from before a crash
+        todo.append(key)
+    train_keys = [k for k in todo if launched[k]["algorithm"] in TRAINING_ALGORITHMS]
+    so_keys = [k for k in todo if k not in train_keys]
+    runs = {run_key(i, r): r for i, r in enumerate(plan.runs)}
+    if train_keys:
+        infos = [launched[k] for k in train_keys]
+        ctx.jobs.start([i["output_dir"] for i in infos], _run_training, infos, ctx,
+                       name="planner-train")
+    if so_keys:
+        jobs = [(_simopt_job, (runs[k], Path(launched[k]["output_dir"]))) for k in so_keys]
+        ctx.jobs.start([launched[k]["output_dir"] for k in so_keys], LocalExecutor().map, jobs,
+                       name="planner-simopt")
     return len(todo)
 
 
 def _run_training(infos: list[dict], ctx: PlannerContext) -> None:
-    """Run training configs through the local executor; record failures it saw in summaries."""
-    from training.runs import LocalExecutor, RunRegistry
-
+    """Run training configs through the training launcher; record failures it saw."""
     registry = RunRegistry(_runs_dir(ctx) / "registry.sqlite")
+    options: dict[str, Any] = {"registry": registry}
+    if not ray_address():  # Ray tasks reserve their own CPUs; local ones share this machine's
+        options["max_workers"] = ctx.max_workers
     try:
-        results = LocalExecutor(max_workers=ctx.max_workers, registry=registry).run(
-            [i["config_path"] for i in infos])
-    except Exception as exc:  # the executor itself failed: every run of the batch failed
+        results = get_launcher(None, **options).run([i["config_path"] for i in infos])
+    except Exception as exc:  # the launcher itself failed: every run of the batch failed
         for info in infos:
-            _write_summary(Path(info["output_dir"]), {"status": "failed",
-                                                      "error": f"{type(exc).__name__}: {exc}"})
+            write_summary(info["output_dir"], {"status": "failed",
+                                               "error": f"{type(exc).__name__}: {exc}"})
         return
     for info, res in zip(infos, results, strict=True):
-        out = Path(info["output_dir"])
         if res.status != "failed":
             continue
         tail = res.log_tail.strip().splitlines()
         summary = {"status": "failed", "run_id": res.run_id,
                    "error": tail[-1] if tail else f"exit code {res.returncode}"}
-        try:  # the trainer's own summary (when it got that far) keeps its error
-            summary.update(json.loads((out / "summary.json").read_text()))
-        except (OSError, json.JSONDecodeError):
-            pass
-        _write_summary(out, {**summary, "status": "failed", "log_tail": res.log_tail})
+        # the trainer's own summary (when it got that far) keeps its error
+        summary.update(read_summary(info["output_dir"]) or {})
+        write_summary(info["output_dir"], {**summary, "status": "failed",
+                                           "log_tail": res.log_tail})
 
 
-def _run_simopt_all(items: list[tuple[PlannedRun, dict]]) -> None:
-    for run, info in items:
-        out = Path(info["output_dir"])
-        try:
-            metrics = run_simopt(run, out)
-        except Exception as exc:  # one failed run is reported; the others go on
-            _write_summary(out, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        _write_summary(out, {"status": "finished", "algorithm": run.algorithm,
-                             "config": run.config, "metrics": metrics})
+def _simopt_job(run: PlannedRun, out: Path) -> None:
+    """One solver or SOCRATES run, its summary written whatever happens (one failed run is
+    reported; the others go on)."""
+    try:
+        metrics = run_simopt(run, out)
+    except Exception as exc:
+        write_summary(out, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        return
+    write_summary(out, {"status": "finished", "algorithm": run.algorithm, "config": run.config,
+                        "metrics": metrics})
 
 
 def run_simopt(run: PlannedRun, out: Path) -> dict[str, float]:
     """One SOCRATES or solver run; its recommendation scored by independent post-replications.
 
-    Returns ``objective`` (mean of ``POST_REPS`` replications at the recommended design, one
-    seed shared by every run so comparisons are paired), ``budget_used`` and, when the problem
-    knows its optimum, SimOpt's normalized ``gap = (f(x) - f*) / (f(x0) - f*)``.
+    Returns ``objective`` and, when the problem knows its optimum, SimOpt's normalized ``gap``
+    (:func:`simopt.metrics.score_design` with ``POST_REPS`` replications on the seed every run
+    shares, so comparisons are paired), and ``budget_used``.
     """
-
-    from simopt import get_problem, solvers
-
     cfg = dict(run.config)
     problem = get_problem(cfg["problem"])
     if run.algorithm == "socrates":
-        from graphs.socrates import run_socrates
-
         rest = {k: v for k, v in cfg.items() if k not in ("problem", "budget", "seed")}
         res = run_socrates(problem, int(cfg["budget"]), seed=int(cfg["seed"]),
                            run_dir=out / "socrates", **rest)
@@ -428,50 +410,19 @@ def run_simopt(run: PlannedRun, out: Path) -> dict[str, float]:
     else:
         traj = solvers.get(run.algorithm).run(problem, int(cfg["budget"]), seed=int(cfg["seed"]))
         best_x, used = traj.best_x, int(traj.points[-1][0]) if traj.points else 0
-    values = metrics_defaults.post_replicate_designs(problem, [best_x, problem.x0]
-                                                     if problem.x0 is not None else [best_x],
-                                                     POST_REPS, POST_SEED)
-    f_x = float(values[design_key(best_x)])
-    metrics = {"objective": f_x, "budget_used": float(used)}
-    if problem.known_optimum is not None and problem.x0 is not None:
-        f_star = float(problem.known_optimum[1])
-        f_x0 = float(values[design_key(problem.x0)])
-        if f_x0 != f_star:
-            metrics["gap"] = (f_x - f_star) / (f_x0 - f_star)
-    return metrics
-
-
-def _write_summary(out: Path, summary: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=float))
-    tmp.replace(out / "summary.json")
+    scores = scorer.score_design(problem, best_x, POST_REPS, POST_SEED)
+    return {"objective": scores["objective"], "budget_used": float(used),
+            **({"gap": scores["gap"]} if "gap" in scores else {})}
 
 
 def _read_summary(out: Path) -> dict | None:
-    """The run's summary when it has ended (finished or failed), else None."""
-    path = out / "summary.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if data.get("status") not in ("finished", "failed"):
+    """What the monitor keeps of an ended run's summary (None while it runs)."""
+    data = read_summary(out)
+    if data is None:
         return None
     return {"status": data["status"], "run_id": data.get("run_id"),
             "metrics": data.get("metrics") or {}, "error": data.get("error"),
             "log_tail": (data.get("log_tail") or "")[-2000:]}
-
-
-def _last_step(out: Path) -> int | None:
-    path = out / "metrics.jsonl"
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            lines = [ln for ln in f.read().splitlines() if ln.strip()]
-        return int(json.loads(lines[-1]).get("step")) if lines else None
-    except (OSError, ValueError, TypeError, json.JSONDecodeError):
-        return None  # not written yet, or a line being written
 
 
 def _max_steps(plan: ExperimentPlan, key: str) -> int | None:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, TypedDict
 from pydantic import BaseModel, Field
 
 from agents.planner import TRAINING_ALGORITHMS, ExperimentPlan, PlanLimits, PlannedRun
+from core.executors import BackgroundJobs
 
 
 class PlannerState(TypedDict, total=False):
@@ -67,6 +68,8 @@ class PlannerContext:
         resources: time and memory limits of the plan.
         defaults: dotted config keys for training runs where the request is silent.
         on_event: called with every progress event (dict), besides the custom stream.
+        jobs: the runs this invocation started in the background (a resumed planner, with a
+            new context, launches again what had not ended).
     """
 
     llm: Any = None
@@ -77,6 +80,7 @@ class PlannerContext:
     resources: ResourceLimits = field(default_factory=ResourceLimits)
     defaults: dict[str, Any] = field(default_factory=dict)
     on_event: Any = None
+    jobs: BackgroundJobs = field(default_factory=BackgroundJobs)
 
 
 # ---------------------------------------------------------------------------------------------

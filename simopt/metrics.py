@@ -35,7 +35,8 @@ DEFAULT_GRID = np.linspace(0.0, 1.0, 101)
 
 
 #: The run scorer's defaults: replications per recommended design and their CRN seed (the CLI's
-#: summary, the planner's reports and ``socrates optimize`` use these; benches state their own).
+#: summary, the planner's reports (:func:`score_design`) and ``socrates optimize`` use these;
+#: benches state their own).
 DEFAULT_POSTREPS = 100
 POSTREP_SEED = 123_456
 
@@ -69,6 +70,28 @@ def post_replicate(
     xs = [x for _, x, _ in trajectory.points]
     values = post_replicate_designs(problem, xs, n_postreps, seed)
     return np.array([values[_key(x)] for x in xs], dtype=float)
+
+
+def score_design(
+    problem: Problem, x: np.ndarray, n_postreps: int = DEFAULT_POSTREPS,
+    seed: int = POSTREP_SEED,
+) -> dict[str, float]:
+    """The run scorer for one recommended design (a run's answer), by independent replications.
+
+    Returns ``objective``, the mean of ``n_postreps`` replications at ``x``; and, when the problem
+    knows its optimum ``f*`` and its start ``x0``, SimOpt's normalized gap
+    ``gap = (f(x) - f*) / (f(x0) - f*)`` with ``f(x0)`` replicated under the same ``seed``
+    (common random numbers, so the ratio compares paired estimates). No ``gap`` when
+    ``f(x0) == f*`` (undefined).
+    """
+    xs = [x] if problem.x0 is None else [x, problem.x0]
+    values = post_replicate_designs(problem, xs, n_postreps, seed)
+    scores = {"objective": float(values[_key(x)])}
+    if problem.known_optimum is not None and problem.x0 is not None:
+        f_star, f_x0 = float(problem.known_optimum[1]), float(values[_key(problem.x0)])
+        if f_x0 != f_star:
+            scores["gap"] = (scores["objective"] - f_star) / (f_x0 - f_star)
+    return scores
 
 
 def budget_fractions(trajectory: Trajectory) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.run_folder import write_summary
 
 __all__ = ["RunResult", "train"]
 
@@ -102,11 +103,11 @@ def train(config: Any, *, overrides: list[str] | None = None, run_id: str | None
         error = f"{type(exc).__name__}: {exc}"
         summary.update(status="failed", error=error, traceback=traceback.format_exc()[-4000:])
         if main:
-            (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            write_summary(output_dir, summary)
             registry.set_status(run_id, "failed", error=error)
         raise
     summary.update(status="finished", steps=cfg.max_steps, metrics=metrics)
     if main:
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        write_summary(output_dir, summary)  # atomic: a monitor never reads half of it
         registry.set_status(run_id, "finished", metrics=metrics)
     return RunResult(run_id=run_id, output_dir=output_dir, metrics=metrics)

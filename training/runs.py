@@ -1,13 +1,14 @@
-"""Run folders, the SQLite run registry, comparisons, and executors.
+"""Training runs: run ids, the SQLite run registry, comparisons, and launchers.
 
-Every run gets a folder ``<runs dir>/<run id>/`` (runs dir: ``./runs`` or
-``$SOCRATES_RUNS_DIR``) holding ``config.yaml``, ``metrics.jsonl``, ``checkpoints/`` and
-``summary.json``, and one row in ``<runs dir>/registry.sqlite`` (WAL mode, busy timeout, one
+Every run gets a folder ``<runs dir>/<run id>/`` (:func:`runs_dir`: the one settings object's,
+``$SOCRATES_RUNS_DIR`` or ``socrates.toml`` or ``./runs``) that keeps the run-folder contract of
+:mod:`core.run_folder` (``config.yaml``, ``metrics.jsonl``, ``checkpoints/``,
+``summary.json``), and one row in ``<runs dir>/registry.sqlite`` (WAL mode, busy timeout, one
 short-lived connection per operation, so threads and processes can write at once).
 
 Launchers run many configs: :class:`LocalLauncher` runs ``python -m training run CONFIG`` in
 subprocesses, at most ``max_workers`` at a time; :class:`RayLauncher` runs the same command as
-Ray tasks on a cluster (``SOCRATES_RAY_ADDRESS``, or ``get_launcher("ray", address=...)``),
+Ray tasks on a cluster (the settings' ``ray_address``, or ``get_launcher("ray", address=...)``),
 connected through :func:`core.executors.connect_ray`, the same code SOCRATES's races use.
 ``LocalExecutor``, ``RayExecutor`` and ``get_executor`` are the earlier names of the three.
 """
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from core.errors import InputError
 from core.executors import connect_ray, ray_address
+from core.settings import load_settings
 from core.sqlite import enable_wal
 
 Status = Literal["queued", "running", "finished", "failed"]
@@ -53,8 +55,9 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 def runs_dir() -> Path:
-    """The runs directory: ``$SOCRATES_RUNS_DIR`` or ``./runs``."""
-    return Path(os.environ.get("SOCRATES_RUNS_DIR") or "runs")
+    """The runs directory of the one settings object (:func:`core.settings.load_settings`):
+    ``$SOCRATES_RUNS_DIR``, else ``runs_dir`` in ``socrates.toml``, else ``./runs``."""
+    return load_settings().runs_dir
 
 
 def new_run_id(algorithm: str) -> str:

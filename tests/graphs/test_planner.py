@@ -181,9 +181,7 @@ def test_a_crashed_planner_resumes_without_relaunching_finished_runs(tmp_path, m
     done_in_state = set(snapshot.values["finished"])
     assert snapshot.next == ("monitor",) and len(done_in_state) == 1
     gate.set()
-    for t in set(gp._ACTIVE.values()):
-        t.join(timeout=120)  # let this process's background runs end, then forget them
-    gp._ACTIVE.clear()
+    ctx.jobs.join(timeout=120)  # let this process's background runs end
     keys = list(snapshot.values["launched"])
     killed = next(k for k in reversed(keys) if k not in done_in_state)
     (Path(snapshot.values["launched"][killed]["output_dir"]) / "summary.json").unlink()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from graphs.settings import load_settings
@@ -141,3 +143,31 @@ def test_role_settings_errors_and_environment(monkeypatch, tmp_path):
     assert build_llm(s).backend_for("planner").client.api_key == "sk-planner"
     monkeypatch.delenv("SOCRATES_LLM_ROLES")
     assert build_llm(load_settings()).backend == "offline"  # no roles: the plain backend
+
+
+# --- one settings object for every layer -------------------------------------------------------
+
+
+def test_the_engines_read_the_runs_dir_and_ray_address_of_socrates_toml(monkeypatch, tmp_path):
+    from core.executors import ray_address
+    from training.runs import RunRegistry, runs_dir
+
+    for k in ("SOCRATES_RUNS_DIR", "SOCRATES_RAY_ADDRESS", "SOCRATES_CONFIG"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "socrates.toml").write_text('runs_dir = "elsewhere"\nray_address = "auto"\n')
+    assert load_settings().runs_dir == runs_dir() == Path("elsewhere")
+    assert RunRegistry().path == Path("elsewhere", "registry.sqlite")
+    assert ray_address() == "auto"
+    monkeypatch.setenv("SOCRATES_RUNS_DIR", str(tmp_path / "env"))  # the environment wins
+    monkeypatch.setenv("SOCRATES_RAY_ADDRESS", " ")  # blank: unset, run locally
+    assert runs_dir() == load_settings().runs_dir == tmp_path / "env"
+    assert ray_address() is None
+
+
+def test_settings_moved_to_core_keep_their_graphs_address():
+    import core.settings
+    import graphs.settings
+
+    assert graphs.settings.Settings is core.settings.Settings
+    assert graphs.settings.load_settings is core.settings.load_settings

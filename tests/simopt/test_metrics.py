@@ -9,6 +9,8 @@ from simopt import get_problem, solvers
 from simopt.errors import InputError
 from simopt.metrics import (
     DEFAULT_GRID,
+    DEFAULT_POSTREPS,
+    POSTREP_SEED,
     area_under_curve,
     bootstrap_ci,
     curve_on_grid,
@@ -17,6 +19,7 @@ from simopt.metrics import (
     plot_solvability,
     post_replicate,
     progress_curve,
+    score_design,
     solvability_profile,
     solve_time,
     terminal_gap,
@@ -96,3 +99,15 @@ def test_evaluate_run_and_plots(tmp_path):
     prof = solvability_profile([m["solve_time"]])
     png2 = plot_solvability({"spsa": prof}, tmp_path / "solv.png", grid=DEFAULT_GRID)
     assert png2.stat().st_size > 1000
+
+
+def test_score_design_is_the_post_replicated_objective_and_paired_gap():
+    p = get_problem("EXAMPLE-1")
+    x = p.x0 * 0.5
+    scores = score_design(p, x)
+    f_x = p.simulate(x, DEFAULT_POSTREPS, seed=POSTREP_SEED).mean
+    f_x0 = p.simulate(p.x0, DEFAULT_POSTREPS, seed=POSTREP_SEED).mean
+    f_star = p.known_optimum[1]
+    assert scores == {"objective": pytest.approx(f_x, rel=1e-12),
+                      "gap": pytest.approx((f_x - f_star) / (f_x0 - f_star), rel=1e-12)}
+    assert score_design(p, p.x0, 7, seed=1)["gap"] == pytest.approx(1.0)  # the start: gap 1

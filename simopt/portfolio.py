@@ -50,15 +50,15 @@ def _run_schedule(problem: Problem, schedule: dict, budget: int, x0: np.ndarray,
 
 def _check_capable(replicas: Sequence[Problem], solver_names: Sequence[str]) -> None:
     """InputError naming a solver that cannot move on the replicas' variables
-    (:func:`simopt.solvers.solver_supports`); callers filter the portfolio first."""
+    (:func:`simopt.solvers.solver_can_move`); callers filter the portfolio first."""
     for name in solver_names:
         for rep in replicas[:1]:  # replicas mirror one problem's variables
-            if not solvers.solver_supports(name, rep):
+            if not solvers.solver_can_move(name, rep):
                 kinds = "integer" if rep.integer_mask.all() else (
                     "continuous" if not rep.integer_mask.any() else "mixed")
                 raise InputError(
                     f"solver {name!r} does not support {rep.name}'s {kinds} variables; "
-                    "leave it out of the portfolio (simopt.solvers.solver_supports)"
+                    "leave it out of the portfolio (simopt.solvers.solver_can_move)"
                 )
 
 

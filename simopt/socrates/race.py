@@ -10,41 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from simopt import solvers
 from simopt.problem import Problem
 
-LATTICE_SPAN = 50.0  # unit steps a continuous range must hold for a lattice method to move
-
 
 def capable(name: str, problem: Problem) -> bool:
-    """Whether solver ``name`` can move on ``problem``'s variables.
-
-    The solvers' own declarations decide (``simopt.solvers.solver_supports``), with one
-    exception: a lattice method (``supports_continuous = False``, e.g. integer local search)
-    moves by unit steps, and on continuous variables whose ranges each span at least
-    ``LATTICE_SPAN`` units (order quantities, reorder levels) the unit lattice is a grid of at
-    most 2% of the range, fine enough to optimize on; on narrower continuous ranges it could
-    not move at all and gets no budget.
-    """
-    fn = getattr(solvers, "solver_supports", None)
-    if fn is not None:
-        if fn(name, problem):
-            return True
-        cls = solvers.solver_class(name)
-        cont = ~problem.integer_mask
-        if getattr(cls, "supports_continuous", True) or not cont.any():
-            return False
-        span = (problem.upper - problem.lower)[cont]
-        return bool(np.all(np.isfinite(span) & (span >= LATTICE_SPAN)))
-    cls = solvers.solver_class(name)
-    mask = problem.integer_mask
-    if mask.any() and not getattr(cls, "supports_integer", True):
-        return False
-    if (~mask).any() and not getattr(cls, "supports_continuous", name != "integer_local_search"):
-        return False
-    return True
+    """Whether solver ``name`` can move on ``problem``'s variables
+    (:func:`simopt.solvers.solver_can_move`: the solvers' declarations, and lattice methods on
+    wide continuous ranges)."""
+    return solvers.solver_can_move(name, problem)
 
 
 def capable_solvers(names: Sequence[str], problem: Problem) -> list[str]:

@@ -14,6 +14,7 @@ from simopt.solvers.base import (
     History,
     Solver,
     Trajectory,
+    solver_can_move,
     solver_supports,
 )
 
@@ -48,5 +49,5 @@ def get(name: str, **options) -> Solver:
 
 __all__ = [
     "DesignStats", "Evaluator", "History", "Solver", "Trajectory", "REGISTRY", "get", "names",
-    "solver_class", "solver_supports",
+    "solver_can_move", "solver_class", "solver_supports",
 ]

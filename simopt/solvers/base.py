@@ -445,3 +445,33 @@ def solver_supports(name_or_cls: str | type[Solver] | Solver, problem: Problem) 
     if mask.any() and not cls.supports_integer:
         return False
     return True
+
+
+#: unit steps each continuous search range must hold for a lattice method to move on it
+LATTICE_SPAN = 50.0
+
+
+def solver_can_move(name_or_cls: str | type[Solver] | Solver, problem: Problem) -> bool:
+    """Whether a solver gets budget on ``problem`` in a portfolio or a SOCRATES race.
+
+    :func:`solver_supports` decides, with one exception: a lattice method
+    (``supports_continuous = False``, e.g. integer local search) moves by unit steps, and on
+    continuous variables whose search ranges (``problem.search_box()``: the bounds, infinite
+    sides replaced around ``x0``) each span at least ``LATTICE_SPAN`` units (order quantities,
+    reorder levels such as SSCONT-1's ``(s, S - s)``) the unit lattice is a grid of at most 2%
+    of the range, fine enough to optimize on; on narrower continuous ranges it could not move
+    and gets no budget.
+    """
+    if solver_supports(name_or_cls, problem):
+        return True
+    cls = name_or_cls if isinstance(name_or_cls, type) else type(name_or_cls)
+    if isinstance(name_or_cls, str):
+        from simopt.solvers import solver_class  # the registry imports this module
+
+        cls = solver_class(name_or_cls)
+    mask = np.asarray(problem.integer_mask, dtype=bool)
+    if cls.supports_continuous or not cls.supports_integer or mask.all():
+        return False
+    lo, hi = problem.search_box()
+    span = (hi - lo)[~mask]
+    return bool(np.all(np.isfinite(span) & (span >= LATTICE_SPAN)))

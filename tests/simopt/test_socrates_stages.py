@@ -270,3 +270,25 @@ def test_robust_score_charges_the_spread():
     # the final selection keeps the start among its candidates: beyond gap 1 is no risk
     assert stages.robust_score(Overshoots, grid, "mixed", 0.5) < stages.robust_score(
         Still, grid, "mixed", 0.5)
+
+
+def test_a_lattice_method_races_on_wide_unbounded_continuous_levels():
+    # SSCONT-1's (s, S - s): continuous, unbounded above, x0 = (600, 600); the search box
+    # spans thousands of unit steps, where integer local search was the best single solver
+    levels = Problem.from_function(
+        "levels", "toy", [Variable("s", 0.0, np.inf), Variable("q", 0.0, np.inf)],
+        lambda x, rng: {"objective": float((x[0] - 620) ** 2 + (x[1] - 100) ** 2)},
+        x0=[600.0, 600.0],
+    )
+    assert stages.capable("integer_local_search", levels)
+    tiny = Problem.from_function(
+        "tiny", "toy", [Variable("a", 0.0, np.inf)],
+        lambda x, rng: {"objective": float(x[0])}, x0=[0.5],
+    )
+    assert not stages.capable("integer_local_search", tiny)  # search range 0.5 +- 10: too narrow
+    # and the race itself accepts what the capability check lets in
+    from simopt.portfolio import evaluate_portfolio
+
+    summary = evaluate_portfolio([levels], [1.0], ["integer_local_search"], 40, macroreps=1,
+                                 n_postreps=5)
+    assert "integer_local_search" in summary.solvers

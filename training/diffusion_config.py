@@ -177,6 +177,13 @@ class DiffusionSection(Section):
         "an ablation that gives every method the same rollout sampler).",
     )
     controller_width: int = Field(64, ge=1, le=8192, description="Controller MLP width.")
+    controller_lr_scale: float = Field(
+        1.0, gt=0, le=1e4, description="Learning-rate multiplier of the controller head (an "
+        "Adam-exact reparametrisation; the trainer has one optimizer). A learning rate the "
+        "mask predictor tolerates in RL (about 1e-4 for the tiny presets) leaves a "
+        "zero-initialised controller near uniform for hundreds of steps: raise this (e.g. 100) "
+        "when the controller's entropy does not fall.",
+    )
     sft_eps: float = Field(1e-3, ge=0, le=1, description="mdm-sft: smallest masking rate.")
     eval_thresholds: list[float] = Field(
         [0.5, 0.7, 0.9, 1.0], description="Threshold-sampler settings evaluated (greedy)."

@@ -314,6 +314,22 @@ def save_diffusion_model(model: MaskedDiffusionLM, path: str | Path) -> None:
     model.model.save_pretrained(path)
 
 
+class _Scaled(nn.Module):
+    """Parametrization ``used = c · stored`` whose gradient reaches ``stored`` unscaled
+    (``∂used/∂stored`` taken as 1), so gradient norms and their clipping are those of the plain
+    head while an Adam step of size ``lr`` on ``stored`` moves ``used`` by ``c · lr``."""
+
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.c = c
+
+    def forward(self, stored: Tensor) -> Tensor:
+        return stored + (stored * (self.c - 1.0)).detach()
+
+    def right_inverse(self, used: Tensor) -> Tensor:
+        return used / self.c
+
+
 class SamplerController(nn.Module):
     """DiFFPO's learned sampler: a categorical over values of one sampler parameter, given the
     prompt.
@@ -325,16 +341,29 @@ class SamplerController(nn.Module):
     samples (:func:`training.losses.diffusion.controller_loss`). The output layer starts at zero,
     so the initial policy is uniform over the grid.
 
+    ``lr_scale = c`` stores every parameter as ``θ / c`` and uses ``c · stored``, passing the
+    gradient to ``stored`` unscaled (:class:`_Scaled`, a :mod:`torch.nn.utils.parametrize`
+    parametrization). Under Adam/AdamW that is a learning rate ``c`` times the optimizer's for
+    this head alone: the stored value moves by Adam's step and the used one by ``c`` times it,
+    while gradient norms (and clipping) stay the plain head's; decoupled weight decay keeps
+    its rate per step. NOTE: the head needs it because the trainer has one
+    optimizer: a learning rate the mask predictor tolerates in RL moves a zero-initialised
+    head's logits by about ``lr`` per step, far too slowly to learn a per-prompt choice in a few
+    hundred steps (``bench/results/diffpo_frontier.md``).
+
     Args:
         hidden_size: width ``H`` of the pooled state.
         grid: the parameter's values: thresholds in ``[0, 1]``, or bounds ``>= 0``.
         width: hidden width of the MLP.
         parameter: ``"threshold"`` or ``"gamma"``; :attr:`sampler` names the matching sampler.
+        lr_scale: learning-rate multiplier of this head (``> 0``; 1 leaves it plain).
     """
 
     def __init__(self, hidden_size: int, grid: Sequence[float] = DEFAULT_THRESHOLD_GRID,
-                 width: int = 64, parameter: str = "threshold") -> None:
+                 width: int = 64, parameter: str = "threshold", lr_scale: float = 1.0) -> None:
         super().__init__()
+        if not lr_scale > 0:
+            raise InputError(f"controller lr_scale must be > 0, got {lr_scale}")
         if parameter not in ("threshold", "gamma"):
             raise InputError(f"controller parameter {parameter!r} is unknown; use 'threshold' "
                              "(Fast-dLLM confidence) or 'gamma' (EB entropy bound)")
@@ -350,6 +379,14 @@ class SamplerController(nn.Module):
                                  nn.GELU(), nn.Linear(width, len(grid)))
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
+        self.lr_scale = float(lr_scale)
+        if self.lr_scale != 1.0:  # plain heads keep their state-dict keys
+            from torch.nn.utils import parametrize
+
+            for module in self.net:
+                for name, _ in list(module.named_parameters(recurse=False)):
+                    parametrize.register_parametrization(module, name,
+                                                         _Scaled(self.lr_scale))
 
     @property
     def sampler(self) -> str:

@@ -195,6 +195,45 @@ def test_controller_sampling_frequencies_match_its_distribution():
 def test_controller_rejects_bad_grid():
     with pytest.raises(InputError, match="threshold grid"):
         SamplerController(4, grid=[0.5, 1.5])
+    with pytest.raises(InputError, match="lr_scale"):
+        SamplerController(4, lr_scale=0.0)
+
+
+def _train_controller(lr_scale: float, lr: float, steps: int = 6):
+    """A few AdamW steps of a controller on a fixed REINFORCE-style loss; returns the head's
+    logits after every step and the gradient norm of every step (what clipping sees)."""
+    torch.manual_seed(3)
+    ctrl = SamplerController(8, grid=[0.1, 0.5, 0.9], width=16, lr_scale=lr_scale)
+    gen = torch.Generator().manual_seed(4)
+    pooled = torch.randn(32, 8, generator=gen)
+    index = torch.randint(0, 3, (32,), generator=gen)
+    adv = torch.randn(32, generator=gen)
+    opt = torch.optim.AdamW(ctrl.parameters(), lr=lr, weight_decay=0.0)
+    logits, norms = [], []
+    for _ in range(steps):
+        opt.zero_grad()
+        (-(adv * ctrl.log_prob(pooled, index)).mean()).backward()
+        norms.append(float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(q.grad) for q in ctrl.parameters()]))))
+        opt.step()
+        logits.append(ctrl(pooled).detach())
+    return logits, norms
+
+
+def test_controller_lr_scale_is_adam_with_a_scaled_learning_rate():
+    """lr_scale c under AdamW(lr) follows the plain head under AdamW(c·lr) step for step (same
+    seeded init), with the plain head's gradient norms; lr_scale 1 keeps the state-dict keys."""
+    scaled, scaled_norms = _train_controller(lr_scale=50.0, lr=1e-4)
+    plain, plain_norms = _train_controller(lr_scale=1.0, lr=5e-3)
+    slow, _ = _train_controller(lr_scale=1.0, lr=1e-4)
+    for a, b in zip(scaled, plain, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert scaled_norms == pytest.approx(plain_norms, rel=1e-4)
+    assert scaled[-1].abs().max() > 10 * slow[-1].abs().max()  # logits start at 0
+    assert "net.3.weight" in SamplerController(8).state_dict()
+    scaled_ctrl = SamplerController(8, lr_scale=10.0)
+    k = len(DEFAULT_THRESHOLD_GRID)
+    torch.testing.assert_close(scaled_ctrl(torch.ones(2, 8)), torch.zeros(2, k))  # uniform
 
 
 def test_model_from_run_config_section_with_char_tokenizer(tmp_path):

@@ -225,7 +225,8 @@ class DiffusionAlgorithm:
                 torch.manual_seed(cfg.seed + 17)
                 parameter = "threshold" if self.d.controller_target == "threshold" else "gamma"
                 controller = SamplerController(lm.hidden_size, self.d.controller_grid(),
-                                               self.d.controller_width, parameter=parameter)
+                                               self.d.controller_width, parameter=parameter,
+                                               lr_scale=self.d.controller_lr_scale)
         self.model: nn.Module = DiffusionPolicy(lm, controller)
         self.policy: DiffusionPolicy = self.model  # unwrapped, for sampling and evaluation
         if self.d.init_from:

@@ -100,6 +100,16 @@ def real_problem(state: SocratesState, ctx: SocratesContext) -> JournaledProblem
     return ctx.cache["real"]
 
 
+def _llm(state: SocratesState, ctx: SocratesContext):
+    """The run's LLM with every model answer journaled in the run folder, so a resumed run
+    replays what the model already answered instead of asking it again."""
+    if "llm" not in ctx.cache:
+        from agents.llm import get_llm, journaled
+
+        ctx.cache["llm"] = journaled(get_llm(ctx.llm), _run_dir(state, ctx) / "llm_journal.jsonl")
+    return ctx.cache["llm"]
+
+
 def _data(state: SocratesState, ctx: SocratesContext):
     cfg = _cfg(state)
     if "data" not in ctx.cache:
@@ -224,7 +234,7 @@ def skeleton(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     if not cfg.use_skeleton:
         return {"skeleton": None, "events": [{"node": "skeleton", "skipped": True}]}
     _emit("skeleton")
-    skel = propose_skeleton(real_problem(state, ctx), llm=ctx.llm, data=_data(state, ctx),
+    skel = propose_skeleton(real_problem(state, ctx), llm=_llm(state, ctx), data=_data(state, ctx),
                             seed=cfg.seed)
     info = {"nodes": len(skel.nodes), "edges": len(skel.edges)}
     return {
@@ -286,7 +296,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
                 "events": [{"node": "meta_optimize", "composition": "best_single",
                             "schedule": Schedule.from_json(best).describe()}]}
     sched, info = propose_schedule(
-        state["problem"], summary, [tuple(t) for t in tried], llm=ctx.llm, score=cfg.score,
+        state["problem"], summary, [tuple(t) for t in tried], llm=_llm(state, ctx), score=cfg.score,
         allowed=names,
     )
     sched = cfg.with_options(sched)
@@ -428,7 +438,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
     current = [s.solver for s in Schedule.from_json(state["schedule"]).segments]
     sched, info = propose_schedule(
-        state["problem"], summary, [], llm=ctx.llm, score=cfg.score, allowed=names,
+        state["problem"], summary, [], llm=_llm(state, ctx), score=cfg.score, allowed=names,
         prefer=current,
     )
     sched = cfg.with_options(sched)

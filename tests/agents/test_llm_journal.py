@@ -135,3 +135,60 @@ def test_a_torn_last_line_is_ignored(llm_server, tmp_path):
     llm = JournaledLLM(make_llm(llm_server), path)
     assert ask(llm, MESSAGES, Count, role=ROLE).value.n == 1
     assert ask(llm, MESSAGES, Count, role=ROLE).value.n == 2
+
+
+NELDER_MEAD = {"segments": [{"solver": "nelder_mead", "fraction": 1.0}],
+               "final_selection": 0.0, "rationale": "the simplex moves fastest here"}
+
+
+def test_a_socrates_run_killed_after_the_models_answers_resumes_without_asking_again(
+        llm_server, tmp_path):
+    from graphs.checkpointing import sqlite_checkpointer
+    from graphs.socrates import run_socrates
+    from simopt import Problem
+    from tests.reliability.test_llm_faults import CYCLIC_SKELETON, _role
+    from tests.toy_problems import SMALL, capacity
+
+    def system():  # the toy system with its observables declared, so a resumed run whose
+        # data all comes from the replication journal still names them in the prompt
+        def simulate_one(x, rng):
+            demand = rng.gamma(4.0, 10.0)
+            shortage, holding = max(demand - x[0], 0.0), max(x[0] - demand, 0.0)
+            return {"objective": 3.0 * shortage + holding, "shortage": shortage,
+                    "holding": holding}
+
+        base = capacity()
+        return Problem.from_function(base.name, base.description, base.variables,
+                                     simulate_one, minimize=True, x0=[5.0],
+                                     observables=["shortage", "holding"])
+
+    def answer(body):  # a refused skeleton (the role falls back) and a valid schedule
+        return CYCLIC_SKELETON if _role(body) == "skeleton" else NELDER_MEAD
+
+    llm_server.responder = answer
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(ev):  # the meta-optimizer's answer is in; the node has not finished
+        if ev.get("stage") == "meta_optimize":
+            raise Crash("killed inside the meta-optimizer step")
+
+    def run(on_event=None, ckpt="ck.sqlite", run_dir=tmp_path / "run"):
+        return run_socrates(system(), 60, seed=4, llm=make_llm(llm_server), run_dir=run_dir,
+                            thread_id="t", checkpointer=sqlite_checkpointer(tmp_path / ckpt),
+                            on_event=on_event, **SMALL)
+
+    with pytest.raises(Crash):
+        run(crash)
+    asked = [_role(b) for b in llm_server.requests]
+    assert "schedule" in asked and "skeleton" in asked
+    resumed = run()
+    assert len(llm_server.requests) == len(asked)  # nothing asked twice
+    entries = read_journal(tmp_path / "run" / "llm_journal.jsonl")
+    assert {e["role"] for e in entries} == {"causal_skeleton", "meta_optimizer"}
+    # the resumed run ends where an uninterrupted one does
+    whole = run(ckpt="other.sqlite", run_dir=tmp_path / "whole")
+    assert resumed.schedule.describe() == whole.schedule.describe() == "nelder_mead 100%"
+    assert resumed.best_x.tolist() == whole.best_x.tolist()
+    assert resumed.state["skeleton"] == whole.state["skeleton"]

@@ -1,0 +1,520 @@
+"""What the data say about a system's causal structure (the data half of the offline reader).
+
+Given the data-collection stage's replications as named columns (decisions, records, the
+objective), this module answers four questions, each by a standard method:
+
+* **Which records ignore the design?** (:func:`exogenous_records`) Kruskal-Wallis across designs:
+  a record whose distribution is the same at every design has no decision among its ancestors.
+* **Which records are exact functions of others?** (:func:`find_identity`) Sparse least squares
+  over a library of terms (the columns, products of two columns, squares and reciprocals of the
+  decisions), chosen by orthogonal forward selection (each step adds the term that removes the
+  most residual variance); an identity is accepted when the residual variance is below
+  ``IDENTITY_TOL`` times the target's variance, i.e. when it reproduces every row.
+  Deterministic identities also break the partial-correlation tests below, so nodes they explain
+  are kept out of those tests.
+* **Which records are censored by a decision?** (:func:`find_censoring`) A record ``s`` with
+  ``s <= x`` on every row and ``s == x`` on some but not most rows is ``min(L, x)`` for an
+  unrecorded ``L`` (sales of a demand capped by the stock): a latent node.
+* **What causes the rest?** (:func:`discover_parents`) causal-learn's PC, or FCI when latent
+  confounding is expected, with tiered background knowledge (decisions and design-independent
+  inputs, then intermediates, then the objective; nothing points into a decision), on normal
+  scores of the ranks (a Gaussian copula: Fisher-z then sees monotone effects that are not
+  linear). FCI's bidirected edges name pairs that share an unrecorded cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import InputError
+
+# NOTE: a simulator computes identities in float64; 1e-10 of the variance leaves room for
+# rounding in sums of hundreds of terms while no noisy relation of a few dozen rows gets close.
+IDENTITY_TOL = 1e-10
+MAX_IDENTITY_TERMS = 16
+SEARCH_ROWS = 400
+
+
+def data_columns(data, problem) -> dict[str, np.ndarray] | None:
+    """Named columns (decisions, records, objective) from ``ReplicaData``, a list of
+    ``Observations`` or a ``{name: array}`` mapping; None when ``data`` is None."""
+    if data is None:
+        return None
+    if isinstance(data, Mapping):
+        return {k: np.asarray(v, dtype=float).reshape(-1) for k, v in data.items()}
+    if hasattr(data, "variable_names") and hasattr(data, "records"):
+        cols = {n: data.X[:, i] for i, n in enumerate(data.variable_names)}
+        cols.update({k: np.asarray(v, dtype=float) for k, v in data.records.items()})
+        cols[problem.objective_name] = np.asarray(data.objective, dtype=float)
+        return cols
+    if isinstance(data, list | tuple) and data and hasattr(data[0], "objective"):
+        cols: dict[str, list[np.ndarray]] = {}
+        for obs in data:
+            n = obs.n_reps
+            for i, v in enumerate(problem.variables):
+                cols.setdefault(v.name, []).append(np.full(n, float(obs.x[i])))
+            for k, v in obs.records.items():
+                cols.setdefault(k, []).append(np.asarray(v, dtype=float))
+            cols.setdefault(problem.objective_name, []).append(obs.objective)
+        return {k: np.concatenate(v) for k, v in cols.items()}
+    raise InputError(
+        f"data: expected ReplicaData, a list of Observations or a dict of arrays, got "
+        f"{type(data).__name__}"
+    )
+
+
+def usable(col: np.ndarray) -> bool:
+    """Whether a column varies and is finite (a constant says nothing about causes)."""
+    col = np.asarray(col, dtype=float)
+    return bool(np.all(np.isfinite(col)) and np.ptp(col) > 1e-12 * (1.0 + np.abs(col).max()))
+
+
+def design_groups(cols: Mapping[str, np.ndarray], decisions: Sequence[str]) -> np.ndarray:
+    """The design index of every row, shape ``(N,)``."""
+    design = np.stack([cols[d] for d in decisions], axis=1)
+    _, groups = np.unique(design, axis=0, return_inverse=True)
+    return groups.reshape(-1)
+
+
+def exogenous_records(cols: Mapping[str, np.ndarray], decisions: Sequence[str],
+                      records: Sequence[str], alpha: float = 0.01) -> set[str]:
+    """Records whose distribution does not change across designs (Kruskal-Wallis, level
+    ``alpha``), plus records that never vary."""
+    from scipy.stats import kruskal
+
+    groups = design_groups(cols, decisions)
+    out = set()
+    for r in records:
+        col = cols[r]
+        if not usable(col):
+            out.add(r)
+            continue
+        samples = [col[groups == g] for g in np.unique(groups)]
+        samples = [s for s in samples if s.size >= 2]
+        if len(samples) < 2:
+            continue
+        try:
+            p = kruskal(*samples).pvalue
+        except ValueError:  # every value identical within and across groups
+            p = 1.0
+        if p > alpha:
+            out.add(r)
+    return out
+
+
+def decision_effects(node: str, cols: Mapping[str, np.ndarray], decisions: Sequence[str],
+                     alpha: float = 0.01, bins: int = 5) -> set[str]:
+    """Decisions whose value moves ``node``: Spearman rank correlation, or, for effects that
+    are not monotone, Kruskal-Wallis across ``bins`` quantile bins of that decision alone (the
+    other decisions vary within every bin, so a decision without effect gives exchangeable
+    bins). Each test at level ``alpha / 2``."""
+    from scipy.stats import kruskal, spearmanr
+
+    out = set()
+    y = np.asarray(cols[node], dtype=float)
+    if not usable(y):
+        return out
+    for d in decisions:
+        x = np.asarray(cols[d], dtype=float)
+        if not usable(x):
+            continue
+        if spearmanr(x, y).pvalue < alpha / 2:
+            out.add(d)
+            continue
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
+        group = np.searchsorted(edges, x, side="right")
+        samples = [y[group == g] for g in np.unique(group)]
+        samples = [s for s in samples if s.size >= 2]
+        if len(samples) >= 2 and np.ptp(y) > 0:
+            try:
+                if kruskal(*samples).pvalue < alpha / 2:
+                    out.add(d)
+            except ValueError:
+                pass
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Exact identities
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    """One library term: a product of columns (``names``), or ``1 / name`` (``inverse``)."""
+
+    names: tuple[str, ...]
+    inverse: bool = False
+
+    def text(self) -> str:
+        if self.inverse:
+            return f"1 / {self.names[0]}"
+        if len(self.names) == 2 and self.names[0] == self.names[1]:
+            return f"{self.names[0]} ** 2"
+        return " * ".join(self.names)
+
+    def values(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.inverse:
+            return 1.0 / cols[self.names[0]]
+        out = np.ones_like(cols[self.names[0]], dtype=float)
+        for n in self.names:
+            out = out * cols[n]
+        return out
+
+
+def _name_similarity(a: str, b: str) -> float:
+    ta, tb = set(re.split(r"[_\W]+", a.lower())) - {""}, set(re.split(r"[_\W]+", b.lower())) - {""}
+    return len(ta & tb) / max(1, len(ta | tb))
+
+
+def identity_library(cols: Mapping[str, np.ndarray], candidates: Sequence[str],
+                     decisions: Sequence[str]) -> list[Term]:
+    """Linear terms, pairwise products (squares included) and reciprocals of positive
+    decisions, over the candidates that vary."""
+    names = [c for c in candidates if c in cols and usable(cols[c])]
+    terms = [Term((c,)) for c in names]
+    terms += [Term((a, b)) for i, a in enumerate(names) for b in names[i:]]
+    terms += [Term((d,), inverse=True) for d in names if d in decisions and cols[d].min() > 0]
+    return terms
+
+
+def find_identity(y_name: str, cols: Mapping[str, np.ndarray], candidates: Sequence[str],
+                  decisions: Sequence[str], max_terms: int = MAX_IDENTITY_TERMS,
+                  linear_only: bool = False, beam: int = 6) -> tuple[str, tuple[str, ...]] | None:
+    """A formula that reproduces column ``y_name`` on every row, or None.
+
+    Beam search of orthogonal forward selection over :func:`identity_library` (linear terms
+    only with ``linear_only``): from the intercept, each of the ``beam`` best partial term sets
+    is extended by every term; a term's gain is the residual variance its component orthogonal
+    to the set removes; the ``beam`` sets with the least residual go on (on equal residuals,
+    sets whose names share more words with ``y_name``, then fewer products, come first). The
+    search stops at the first set whose residual variance is below ``IDENTITY_TOL var(y)``, or
+    when every set's last step removed less than 0.5% of its residual twice running (a noisy
+    relation, not an identity). Coefficients are refitted, rounded to 8 significant digits and
+    the fit re-checked.
+
+    Returns:
+        ``(formula, parents)`` or None when no sparse exact identity exists.
+    """
+    y = np.asarray(cols[y_name], dtype=float)
+    if not usable(y):
+        return None
+    terms = identity_library(cols, [c for c in candidates if c != y_name], decisions)
+    if linear_only:
+        terms = [t for t in terms if len(t.names) == 1 and not t.inverse]
+    if not terms:
+        return None
+    # the search runs on at most SEARCH_ROWS rows (spread evenly); the fit is checked on all
+    rows = np.linspace(0, y.size - 1, min(y.size, SEARCH_ROWS)).round().astype(int)
+    sub = {k: np.asarray(v, dtype=float)[rows] for k, v in cols.items()}
+    y_all, y = y, y[rows]
+    if not usable(y):
+        return None
+    n = y.size
+    A = np.column_stack([t.values(sub) for t in terms])
+    ok = np.all(np.isfinite(A), axis=0) & (np.ptp(A, axis=0) > 0)
+    terms = [t for t, k in zip(terms, ok, strict=True) if k]
+    if not terms:
+        return None
+    A = A[:, ok]
+    Z = (A - A.mean(axis=0)) / A.std(axis=0)
+    yc = y - y.mean()
+    total = float(yc @ yc)
+    # a fit may use far fewer terms than the distinct values that pin it down
+    limit = min(max_terms, max(1, (np.unique(np.round(y, 12)).size - 2) // 3))
+    prefer = np.array([_name_similarity(y_name, "_".join(t.names)) - 0.25 * (len(t.names) > 1)
+                       for t in terms])
+    # a beam entry: (chosen term indices, orthonormal basis Q (n, k), residual, stalls)
+    states = [((), np.zeros((n, 0)), yc, 0)]
+    for _ in range(limit):
+        options = []
+        for chosen, Q, r, stalls in states:
+            P = Z - Q @ (Q.T @ Z)
+            norms = np.einsum("ij,ij->j", P, P)
+            valid = norms > 1e-10 * n
+            valid[list(chosen)] = False
+            if not valid.any():
+                continue
+            gain = np.where(valid, (r @ P) ** 2 / np.where(valid, norms, 1.0), -np.inf)
+            rr = float(r @ r)
+            for j in np.argsort(-gain)[:beam]:
+                if not np.isfinite(gain[j]):
+                    break
+                left = max(rr - float(gain[j]), 0.0)
+                stall = stalls + 1 if gain[j] < 0.005 * rr else 0
+                # residuals equal to 1e-9 of the variance tie: then the names decide
+                options.append((np.floor(left / (1e-9 * total)),
+                                -(prefer[list(chosen)].sum() + prefer[j]), left,
+                                tuple(sorted((*chosen, int(j)))), Q, P[:, j] / np.sqrt(norms[j]),
+                                r, stall))
+        if not options:
+            return None
+        options.sort(key=lambda o: (o[0], o[1]))  # (quantized residual, name preference)
+        states, seen = [], set()
+        for _, _, left, chosen, Q, q, r, stall in options:
+            if chosen in seen:
+                continue
+            seen.add(chosen)
+            if left <= IDENTITY_TOL * total:
+                found = _exact_formula(y_all, cols, [terms[i] for i in chosen])
+                if found is not None:
+                    return found
+            if stall >= 2:
+                continue
+            states.append((chosen, np.column_stack([Q, q]), r - q * (q @ r), stall))
+            if len(states) == beam:
+                break
+        if not states:
+            return None
+    return None
+
+
+def _exact_formula(y: np.ndarray, cols: Mapping[str, np.ndarray],
+                   terms: list[Term]) -> tuple[str, tuple[str, ...]] | None:
+    A = np.column_stack([np.ones(y.size)] + [t.values(cols) for t in terms])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    ymax = float(np.abs(y).max()) + 1e-12
+    parts, kept = [], np.zeros_like(coef)
+    for j, c in enumerate(coef):
+        size = float(np.abs(A[:, j]).max())
+        if abs(c) * size <= 1e-9 * ymax:
+            continue
+        c = float(f"{c:.8g}")
+        kept[j] = c
+        if j == 0:
+            parts.append(f"{c!r}")
+        elif c == 1.0:
+            parts.append(terms[j - 1].text())
+        else:
+            body = terms[j - 1].text()
+            parts.append(f"{c!r} * ({body})" if terms[j - 1].inverse else f"{c!r} * {body}")
+    resid = y - A @ kept
+    if not parts or float(resid.var()) > 1e-8 * float(y.var()):
+        return None
+    formula = " + ".join(parts).replace("+ -", "- ")
+    parents = tuple(sorted({n for t, c in zip(terms, kept[1:], strict=True) if c != 0
+                            for n in t.names}))
+    return formula, parents
+
+
+# --------------------------------------------------------------------------------------------
+# Censoring
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Censoring:
+    """``record = min(L, decision)`` for an unrecorded ``L`` (seen whole only below the cap)."""
+
+    record: str
+    decision: str
+    fraction: float  # rows at the cap
+
+    def indicator(self, col: np.ndarray, cols: Mapping[str, np.ndarray]) -> bool:
+        """Whether binary ``col`` is exactly the indicator that the cap binds."""
+        at_cap = np.isclose(cols[self.record], cols[self.decision], rtol=1e-9, atol=1e-12)
+        return bool(np.array_equal(col.astype(bool), at_cap) and np.isin(col, (0, 1)).all())
+
+
+def find_censoring(cols: Mapping[str, np.ndarray], decisions: Sequence[str],
+                   records: Sequence[str]) -> list[Censoring]:
+    """Records capped by a decision: ``s <= x`` on every row, ``s == x`` on 2% to 95% of them
+    and ``s`` varies below the cap (a plain copy of ``x`` is an identity, not censoring)."""
+    out = []
+    for r in records:
+        s = cols[r]
+        if not usable(s) or np.isin(s, (0.0, 1.0)).all():
+            continue
+        for d in decisions:
+            x = cols[d]
+            if not usable(x):
+                continue
+            tol = 1e-9 * (1.0 + np.abs(x))
+            if np.any(s > x + tol):
+                continue
+            cap = np.abs(s - x) <= tol
+            frac = float(cap.mean())
+            if 0.02 <= frac <= 0.95 and usable(s[~cap]):
+                out.append(Censoring(r, d, frac))
+                break
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# PC / FCI with tiers
+# --------------------------------------------------------------------------------------------
+
+
+def normal_scores(X: np.ndarray) -> np.ndarray:
+    """Each column replaced by the normal quantiles of its ranks (ties share a rank)."""
+    from scipy.stats import norm, rankdata
+
+    n = X.shape[0]
+    return norm.ppf((rankdata(X, axis=0) - 0.5) / n)
+
+
+@dataclass
+class Discovery:
+    """A constraint-based search's verdict.
+
+    Attributes:
+        parents: node -> parents (directed edges, undirected ones oriented along the tiers).
+        confounded: pairs joined by a bidirected edge (FCI: an unrecorded common cause).
+        method: ``"pc"`` or ``"fci"``.
+    """
+
+    parents: dict[str, set[str]]
+    confounded: set[frozenset]
+    method: str
+    oriented: dict[str, set[str]] = field(default_factory=dict)  # parents PC directed itself
+
+
+def discover_parents(cols: Mapping[str, np.ndarray], names: Sequence[str],
+                     tiers: Mapping[str, int], decisions: Sequence[str],
+                     method: str = "pc", alpha: float = 0.01,
+                     rng: np.random.Generator | None = None,
+                     required: Sequence[tuple[str, str]] = (),
+                     forbidden: Sequence[tuple[str, str]] = ()) -> Discovery:
+    """PC or FCI (Fisher-z on normal scores) with tiered background knowledge.
+
+    Args:
+        cols: the columns; ``names`` selects and orders the ones searched.
+        tiers: node -> tier; an edge never points from a higher tier to a lower one, and
+            nothing points into a decision.
+        method: ``"pc"`` or ``"fci"``.
+        rng: when given, the rows are a bootstrap resample (multi-start).
+        required / forbidden: further background knowledge (e.g. from the text).
+    """
+    from causallearn.graph.GraphNode import GraphNode
+    from causallearn.utils.PCUtils.BackgroundKnowledge import BackgroundKnowledge
+
+    names = list(names)
+    X = np.stack([cols[n] for n in names], axis=1)
+    if rng is not None:
+        X = X[rng.integers(0, X.shape[0], X.shape[0])]
+    X = normal_scores(X)
+    # a tiny jitter keeps Fisher-z's correlation matrix invertible when a bootstrap resample
+    # makes two rank columns coincide; it is far below any correlation the test can resolve
+    X = X + 1e-9 * np.random.default_rng(0).standard_normal(X.shape)
+    nodes = [GraphNode(n) for n in names]
+    bk = BackgroundKnowledge()
+    for node, n in zip(nodes, names, strict=True):
+        bk.add_node_to_tier(node, int(tiers[n]))
+    index = {n: i for i, n in enumerate(names)}
+    for i in range(len(names)):
+        for j, b in enumerate(names):
+            if i != j and b in decisions:
+                bk.add_forbidden_by_node(nodes[i], nodes[j])
+    for a, b in forbidden:
+        if a in index and b in index:
+            bk.add_forbidden_by_node(nodes[index[a]], nodes[index[b]])
+    for a, b in required:
+        if a in index and b in index:
+            bk.add_required_by_node(nodes[index[a]], nodes[index[b]])
+    if method == "fci":
+        from causallearn.search.ConstraintBased.FCI import fci
+
+        with contextlib.redirect_stdout(io.StringIO()):  # FCI prints its orientation steps
+            graph, _ = fci(X, "fisherz", alpha, background_knowledge=bk, node_names=names,
+                           show_progress=False, verbose=False)
+        G = graph.graph
+    else:
+        from causallearn.search.ConstraintBased.PC import pc
+
+        G = pc(X, alpha, "fisherz", background_knowledge=bk, node_names=names,
+               show_progress=False).G.graph
+    parents: dict[str, set[str]] = {n: set() for n in names}
+    oriented: dict[str, set[str]] = {n: set() for n in names}
+    confounded: set[frozenset] = set()
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if i >= j or (G[i, j] == 0 and G[j, i] == 0):
+                continue
+            # causal-learn's endpoint codes: G[i, j] is the mark at i on the edge i-j
+            # (-1 tail, 1 arrowhead, 2 circle); i -> j is G[i, j] == -1, G[j, i] == 1.
+            mi, mj = G[i, j], G[j, i]
+            if mi == -1 and mj == 1:
+                parents[b].add(a)
+                oriented[b].add(a)
+            elif mj == -1 and mi == 1:
+                parents[a].add(b)
+                oriented[a].add(b)
+            elif mi == 1 and mj == 1:
+                confounded.add(frozenset((a, b)))
+            elif tiers[a] != tiers[b]:  # undirected or partly oriented: along the tiers
+                lo, hi = (a, b) if tiers[a] < tiers[b] else (b, a)
+                parents[hi].add(lo)
+            elif mi == 2 and mj == 1:  # a o-> b
+                parents[b].add(a)
+            elif mj == 2 and mi == 1:
+                parents[a].add(b)
+            else:  # same tier, undirected: declaration order
+                parents[b].add(a)
+    for d in decisions:
+        parents[d] = set()
+    return Discovery(parents, confounded, method, oriented)
+
+
+def find_minmax(y_name: str, cols: Mapping[str, np.ndarray],
+                candidates: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
+    """``y = min(a, b)`` or ``max(a, b)`` on every row for two candidate columns (each
+    binding on some rows, so neither alone explains ``y``), or None."""
+    y = np.asarray(cols[y_name], dtype=float)
+    if not usable(y):
+        return None
+    names = [c for c in candidates if c != y_name and c in cols and usable(cols[c])]
+    tol = 1e-9 * (1.0 + np.abs(y))
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            for fn, op in (("min", np.minimum), ("max", np.maximum)):
+                z = op(cols[a], cols[b])
+                if np.all(np.abs(z - y) <= tol):
+                    both = np.abs(cols[a] - y) <= tol, np.abs(cols[b] - y) <= tol
+                    if (~both[0]).any() and (~both[1]).any():
+                        return f"{fn}({a}, {b})", tuple(sorted((a, b)))
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Conditioning on the design
+# --------------------------------------------------------------------------------------------
+
+
+def within_design(cols: Mapping[str, np.ndarray], names: Sequence[str],
+                  groups: np.ndarray) -> dict[str, np.ndarray]:
+    """Each column minus its design's mean: what varies between replications of one design.
+
+    Within a design every decision is fixed, so dependence among these residuals is the
+    stochastic mechanism alone (an input feeding a record, a record feeding another), free of
+    the decisions' common influence.
+    """
+    out = {}
+    counts = np.bincount(groups)
+    for n in names:
+        x = np.asarray(cols[n], dtype=float)
+        means = np.bincount(groups, weights=x) / np.maximum(counts, 1)
+        out[n] = x - means[groups]
+    return out
+
+
+def mediated(node: str, decision: str, via: Sequence[str], others: Sequence[str],
+             cols: Mapping[str, np.ndarray], alpha: float = 0.01) -> bool:
+    """Whether ``decision`` acts on ``node`` only through ``via``: Fisher-z test (causal-learn's
+    ``CIT``) of ``node`` independent of ``decision`` given ``via`` and the ``others``
+    (decisions), on normal scores of the ranks; True when independence is not rejected."""
+    from causallearn.utils.cit import CIT
+
+    names = [node, decision, *via, *[o for o in others if o not in (decision, node)]]
+    X = normal_scores(np.stack([cols[n] for n in names], axis=1))
+    X = X + 1e-9 * np.random.default_rng(0).standard_normal(X.shape)
+    try:
+        p = CIT(X, "fisherz")(0, 1, list(range(2, len(names))))
+    except ValueError:  # singular correlation matrix: the test cannot decide
+        return False
+    return bool(p > alpha)

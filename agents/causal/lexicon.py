@@ -24,6 +24,7 @@ PHRASES: list[tuple[str, str]] = [
     (r"(?:ran|runs?|running|sold|sells?) out|out of stock|stock-?outs?", "stockout"),
     (r"left ?over|unsold", "leftover"),
     (r"how often", "frac"),
+    (r"where (?:the )?(\w+?)s? (?:happen|occur|come from|are)", r"\1 location"),
     (r"how busy|busy", "utilization"),
     (r"had to wait|have to wait|waited|waiting|wait in line|queue wait|in queue|in line",
      "wait"),
@@ -185,5 +186,5 @@ def rewrite_phrases(text: str) -> str:
     text = re.sub(rf"\b([a-z]+) (and|or) ([a-z]+) {heads}\b", r"\1 \4 \2 \3 \4", text,
                   flags=re.IGNORECASE)
     for pattern, word in PHRASES:
-        text = re.sub(rf"\b(?:{pattern})\b", f" {word} ", text, flags=re.IGNORECASE)
+        text = re.sub(rf"\b(?:{pattern})\b", rf" {word} ", text, flags=re.IGNORECASE)
     return text

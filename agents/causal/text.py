@@ -165,18 +165,20 @@ class Reader:
         return None
 
     def group_of(self, word: str) -> list[str] | None:
-        """Names a plural noun stands for: ``levels`` -> every ``*_level`` (two or more)."""
+        """Names a plural noun stands for: ``levels`` -> every name whose head word is
+        ``level``; ``bases`` -> the decisions with a word ``base<k>`` (two or more)."""
         if not word.endswith("s") or len(word) < 4:
             return None
         c = canon(word)
-        hits = [n for n in self.known if any(t == c or (t.rstrip("0123456789") == c and t != c)
-                                             for t in name_tokens(n))]
-        prefix = self.families.get(c) or self.families.get(word[:-1])
-        if prefix:
-            return prefix
-        decided = [h for h in hits if h in self.decisions]
-        hits = decided if len(decided) >= 2 else hits
-        return hits if len(hits) >= 2 else None
+        if c in self.families:
+            return self.families[c]
+        heads = [n for n in self.known if [t for t in name_tokens(n) if not t.isdigit()][-1:]
+                 == [c]]
+        if len(heads) >= 2:
+            return heads
+        numbered = [n for n in self.decisions
+                    if any(t.rstrip("0123456789") == c and t != c for t in name_tokens(n))]
+        return numbered if len(numbered) >= 2 else None
 
     def learn(self, sentence: str) -> None:
         """Aliases and symbols the sentence defines."""
@@ -297,7 +299,7 @@ class Reader:
         toks: list[Tok] = []
         for t in _TOKEN_RE.findall(rewrite_phrases(sentence)):
             low = t.lower()
-            if low in self.known:
+            if low in self.known or low in self.ev.latent:
                 toks.append(Tok(low, "ment", (low,)))
             elif _SYMBOL_RE.fullmatch(t) and t[0] in self.symbols and (len(t) == 1 or "_" in t):
                 toks.append(Tok(t, "ment", (self.symbols[t[0]],)))
@@ -359,6 +361,12 @@ class Reader:
                 i += span
                 continue
             group = self.group_of(t.text)
+            nxt = toks[i + 1].text if i + 1 < len(toks) else ""
+            pair = self.group_of(t.text + "s") if nxt in _PLACE_NOUNS else None
+            if pair:
+                out.append(Tok(f"{t.text} {nxt}", "ment", tuple(pair)))
+                i += 2
+                continue
             if group:
                 out.append(Tok(t.text, "ment", tuple(group)))
             elif t.text in DECISION_WORDS or (t.text in ("targets", "levels", "knobs", "dials")
@@ -377,6 +385,8 @@ class Reader:
                    for sig in self.signatures[node])
 
 
+_PLACE_NOUNS = {"positions", "position", "coordinates", "locations", "location", "levels",
+                "values", "settings", "targets"}
 _BREAK = {"and", "or", "nor", "less", "plus", "minus", "times", "than", "is", "are", "was",
           "were", "be", "been", "has", "have", "had", "whichever", "which", "that", "who", "when",
           "if", "then", "so", "but", "because", "while", "whose", "where", "over", "divided_by",
@@ -566,20 +576,26 @@ def _left_list(toks: list[Tok], end: int) -> list[str]:
     commas = False
     conj = False
     k = end - 1
+    collective = any(t.text in ("all", "both", "each") for t in toks[max(0, end - 3): end])
+    slack = 0
     while k >= 0:
         t = toks[k]
         if t.is_ment:
             names[:0] = [n for n in t.nodes if n not in names]
+            slack = 0
         elif t.text in (",",):
             commas = True
         elif t.text in ("and", "or", "nor"):
             conj = True
         elif t.text == "(" or t.text in _FILLER:
             pass
+        elif collective and t.kind == "word" and slack < 4 and t.text not in _BREAK:
+            slack += 1  # "the fraction of calls that waited, frac_calls_queued, are both ..."
         else:
             break
         k -= 1
-    everything = any(t.text in ("all", "each", "both") for t in toks[max(0, k + 1): end])
+    everything = collective or any(t.text in ("all", "each", "both")
+                                   for t in toks[max(0, k + 1): end])
     if commas and not conj and names and not everything:
         # "A, B (from X)": a comma list without "and" is a listing, not the subject
         last = [t for t in toks[:end] if t.is_ment][-1]

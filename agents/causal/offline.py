@@ -263,19 +263,29 @@ def _discover(b: _Build, text: TextEvidence, cols: dict[str, np.ndarray], sample
     rng = (np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(sample,)))
            if sample > 0 else None)
     alpha = 0.01 if sample % 2 == 0 else 0.05
+    # Tier by tier: the search for a tier's parents sees only that tier and those below, so a
+    # near copy further down (the objective of a record) never separates a record's causes.
     found = None
-    if len(inner) >= 2:
+    record_parents = {n: set() for n in free}
+    for top in sorted(set(tiers.values())):
+        names = [n for n in inner if tiers[n] <= top]
+        if len(names) < 2 or not any(tiers[n] == top for n in names):
+            continue
         try:
-            found = discover_parents(resid, inner, tiers, [], method=method, alpha=alpha,
-                                     rng=rng, required=required)
+            layer = discover_parents(resid, names, tiers, [], method=method, alpha=alpha,
+                                     rng=rng, required=[e for e in required
+                                                        if e[0] in names and e[1] in names])
         except (ValueError, np.linalg.LinAlgError) as exc:
             b.notes.append(f"{method.upper()} skipped: {exc}")
-    record_parents = {n: set() for n in free}
-    if found is not None:
+            continue
+        if found is None or top == 1:
+            found = layer
         for n in free:
-            ps = set(found.parents.get(n, ()))
+            if tiers.get(n) != top:
+                continue
+            ps = set(layer.parents.get(n, ()))
             # keep what PC oriented; an unoriented same-tier pair is a shared hidden cause
-            record_parents[n] = {p for p in ps if p in found.oriented.get(n, set())
+            record_parents[n] = {p for p in ps if p in layer.oriented.get(n, set())
                                  or tiers.get(p, 1) < tiers.get(n, 1)}
     changed = []
     for n in free:

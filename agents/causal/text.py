@@ -410,8 +410,8 @@ def _trailing_np(phrase: str) -> str | None:
 _UNRECORDED_VERB = (
     r"\b(?:un(?:observed|recorded|logged|tracked|measured)|(?:recorded|observed|logged|tracked|"
     r"stored|measured|seen|counted|kept|written down|reported|noted|saved|registered|known)|"
-    r"part of the record|(?:record|observe|log|track|store|measure|see|count|keep track of|keep|learn|learns|"
-    r"write down|know|report|note|save|register)s?)\b"
+    r"part of the record|(?:record|observe|log|track|store|measure|see|count|keep track of|"
+    r"keep|learn|learns|write down|know|report|note|save|register)s?)\b"
 )
 _LATENT_SKIP = {"actual", "true", "real", "random", "itself", "exact", "individual", "precise",
                 "underlying", "customer", "customers", "daily", "those", "their", "its", "the",
@@ -687,17 +687,17 @@ class Statements:
         """"Y is the smaller of A and B", "whichever is smaller: A or B", "Y = 1 if A > B"."""
         text = _joined(toks)
         ments = [t for t in toks if t.is_ment and len(t.nodes) == 1]
-        for m in re.finditer(
-            r"(smaller|lesser|minimum|larger|greater|maximum|smallest|largest|less) "
-            r"(?:of |: )?(?:the )?@ (?:and|or) (?:the )?@", text):
-            at = text[: m.start()].count("@")
-            subj = [t.nodes[0] for t in ments[:at]]
-            if len(ments) >= at + 2 and subj:
-                a, b = ments[at].nodes[0], ments[at + 1].nodes[0]
-                fn = "min" if m.group(1) in ("smaller", "lesser", "minimum", "smallest",
-                                             "less") else "max"
-                if subj[-1] not in (a, b):
-                    self._formula(subj[-1], f"{fn}({a}, {b})", (a, b), source)
+        for k, t in enumerate(toks):
+            if t.text not in ("smaller", "lesser", "minimum", "larger", "greater", "maximum",
+                              "smallest", "largest") or k + 1 >= len(toks) or \
+                    toks[k + 1].text not in ("of", ":"):
+                continue
+            operands = self._operands(toks[k + 2:])
+            subj = [u.nodes[0] for u in toks[:k] if u.is_ment and len(u.nodes) == 1]
+            if len(operands) == 2 and subj and subj[-1] not in operands:
+                fn = "min" if t.text in ("smaller", "lesser", "minimum", "smallest") else "max"
+                a, b = operands
+                self._formula(subj[-1], f"{fn}({a}, {b})", (a, b), source)
         for m in re.finditer(
             r"@ (?:[a-z]+ ){0,4}?(?:=|is|are|equals|set|flag|:)?,? ?(?:1|one|true|set)? ?"
             r"(?:if|when|whenever|in case|[{(])\s?(?:the )?@ (?:NOT )?(>|<|>=|<=|exceeds?|"
@@ -709,6 +709,36 @@ class Statements:
                 op = "<" if re.search(r"below|less|smaller|<", m.group(1)) else ">"
                 if len({y, a, b}) == 3:
                     self._formula(y, f"{a} {op} {b}", (a, b), source)
+
+    def _operands(self, toks: list[Tok]) -> list[str]:
+        """Two operands "A and B" / "A or B": mentions, or a short phrase that names an
+        unrecorded quantity (it becomes a latent node: the text computes with it)."""
+        out, cur = [], []
+        for t in toks + [Tok(".", "op")]:
+            if t.text in ("and", "or", ",", ".", ";", ")", "(") or (t.is_ment and cur):
+                if cur:
+                    ments = [u for u in cur if u.is_ment and len(u.nodes) == 1]
+                    if ments:
+                        out.append(ments[0].nodes[0])
+                    else:
+                        name = latent_name(" ".join(u.text for u in cur), self.r)
+                        if name is None:
+                            return []
+                        if name not in self.ev.latent:
+                            self.ev.latent[name] = set()
+                            self.ev.notes.append(f"{name}: an operand no record holds: latent")
+                        out.append(name)
+                    cur = []
+                if len(out) == 2 or t.text in (".", ";", ")", "("):
+                    break
+                if t.is_ment:
+                    cur = [t]
+                continue
+            if t.text not in ("the", "a", "an") and t.kind != "op":
+                cur.append(t)
+            if len(cur) > 4:
+                return []
+        return out
 
     def dependencies(self, toks: list[Tok], source: str) -> None:
         """Cue phrases with a direction; lists and back-references on either side."""
@@ -809,8 +839,8 @@ class Statements:
                     phrases += [i for i in ident if i not in self.r.known]
                     continue
                 verb = m.group(0)
-                passive = re.fullmatch(r"un\w+|\w+ed|seen|known|kept|written down|part of the record",
-                                       verb)
+                passive = re.fullmatch(
+                    r"un\w+|\w+ed|seen|known|kept|written down|part of the record", verb)
                 if before.rstrip().endswith("("):  # "the demand (unobserved)"
                     phrases.append(_trailing_np(before.rstrip(" (").lower()) or "")
                 elif passive:

@@ -380,3 +380,24 @@ def test_each_inner_update_scores_with_its_own_fresh_prompt_mask(tmp_path, algor
     assert 0.3 < float(pm.mean()) < 0.7
     assert all(not torch.equal(batch.prompt_mask[a], batch.prompt_mask[b])
                for a in range(mu) for b in range(a + 1, mu))
+
+
+@pytest.mark.parametrize("normalization", ["sequence", "token"])
+def test_loss_normalization_weighs_sequences_or_tokens(tmp_path, normalization):
+    """On-policy d1 without KL, every token of completion b has loss -A_b. Per-sequence
+    normalisation (the papers') averages the rows' means, -mean_b A_b = 0 for group-mean
+    advantages; per-token normalisation weighs rows by length: -Σ_b A_b |y_b| / Σ_b |y_b|."""
+    algo = make(tmp_path, "d1", **{"diffusion.beta": 0.0,
+                                   "diffusion.loss_normalization": normalization})
+    algo.setup(_Acc())
+    batch = algo.next_batch(1, __import__("numpy").random.default_rng(0))
+    lengths = torch.tensor([36, 1, 5, 36, 20, 2])[: batch.completion.shape[0]]
+    batch.completion_mask = (torch.arange(36)[None] < lengths[:, None]).long()
+    batch.reward = torch.arange(batch.reward.numel(), dtype=torch.float32) ** 2
+    batch.advantages = algo.advantages(batch.reward)
+    loss, _ = algo.compute_loss(batch)
+    adv = batch.advantages
+    want = (-adv.mean() if normalization == "sequence"
+            else -(adv * lengths).sum() / lengths.sum())
+    assert float(loss.detach()) == pytest.approx(float(want), abs=1e-6)
+    assert abs(float(-(adv * lengths).sum() / lengths.sum())) > 0.1  # the two differ here

@@ -120,15 +120,12 @@ CAUSE_FIRST = [
     r"causes?|generates?|produces?|controls?)\b", r"->", r"(?:goes|go) into",
 ]
 
-# "<quantity> is not recorded": cue words after a quantity; and "we do not log <quantity>".
-UNRECORDED_AFTER = (
-    r"(?:NOT (?:\w+ ){0,3}(?:recorded|observed|logged|tracked|stored|measured|seen|known|"
-    r"counted|kept|written down|reported|part of the record|available)|unobserved|unrecorded|"
-    r"unlogged|hidden|latent|never seen|not part)"
-)
-UNRECORDED_BEFORE = (
-    r"(?:NOT|never) (?:\w+ ){0,3}(?:record|observe|log|track|store|measure|see|count|keep "
-    r"track of|keep|learn|write down|know|report)s?(?:ed)?"
+# Verbs of recording: "X is not recorded", "we never log X" (negated by the reader).
+UNRECORDED_VERB = (
+    r"\b(?:un(?:observed|recorded|logged|tracked|measured)|(?:recorded|observed|logged|tracked|"
+    r"stored|measured|seen|counted|kept|written down|reported|noted|saved|registered|known)|"
+    r"part of the record|(?:record|observe|log|track|store|measure|see|count|keep track of|"
+    r"keep|learn|learns|write down|know|report|note|save|register)s?)\b"
 )
 
 # Statements that a quantity ignores the decisions.

@@ -109,34 +109,63 @@ def exogenous_records(cols: Mapping[str, np.ndarray], decisions: Sequence[str],
 
 
 def decision_effects(node: str, cols: Mapping[str, np.ndarray], decisions: Sequence[str],
-                     alpha: float = 0.01, bins: int = 5) -> set[str]:
-    """Decisions whose value moves ``node``: Spearman rank correlation, or, for effects that
-    are not monotone, Kruskal-Wallis across ``bins`` quantile bins of that decision alone (the
-    other decisions vary within every bin, so a decision without effect gives exchangeable
-    bins). Each test at level ``alpha / 2``."""
-    from scipy.stats import kruskal, spearmanr
+                     alpha: float = 0.01) -> set[str]:
+    """Decisions that move ``node``'s mean across designs.
 
-    out = set()
+    On the design means (one row per design: replications of one design are not independent
+    evidence about the decisions), a nested F-test per decision ``d``: a quadratic response
+    surface in all decisions (linear when the designs are too few) against the same surface
+    without the terms that involve ``d``. Adjusting for the other decisions keeps a chance
+    correlation between decisions in a small design from passing one decision's effect to
+    another.
+    """
+    from scipy.stats import f as f_dist
+
     y = np.asarray(cols[node], dtype=float)
     if not usable(y):
-        return out
-    for d in decisions:
-        x = np.asarray(cols[d], dtype=float)
-        if not usable(x):
+        return set()
+    live = [d for d in decisions if usable(cols[d])]
+    if not live:
+        return set()
+    groups = design_groups(cols, decisions)
+    counts = np.bincount(groups)
+    ybar = np.bincount(groups, weights=y) / counts
+    X = np.stack([np.bincount(groups, weights=np.asarray(cols[d], dtype=float)) / counts
+                  for d in live], axis=1)
+    X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-12)
+    n = ybar.size
+
+    def basis(cols_idx: list[int], quadratic: bool) -> np.ndarray:
+        terms = [np.ones(n)] + [X[:, i] for i in cols_idx]
+        if quadratic:
+            terms += [X[:, i] * X[:, j] for a, i in enumerate(cols_idx) for j in cols_idx[a:]]
+        return np.column_stack(terms)
+
+    k = len(live)
+    quadratic = n >= 2 * (1 + 2 * k + k * (k - 1) // 2) + 5
+    if n < 2 * (k + 1) + 3:
+        return set()
+
+    def rss(A: np.ndarray) -> float:
+        coef, *_ = np.linalg.lstsq(A, ybar, rcond=None)
+        r = ybar - A @ coef
+        return float(r @ r)
+
+    full = basis(list(range(k)), quadratic)
+    rss_full, p_full = rss(full), np.linalg.matrix_rank(full)
+    out = set()
+    for i, d in enumerate(live):
+        reduced = basis([j for j in range(k) if j != i], quadratic)
+        extra = p_full - np.linalg.matrix_rank(reduced)
+        dof = n - p_full
+        if extra <= 0 or dof <= 0:
             continue
-        if spearmanr(x, y).pvalue < alpha / 2:
+        if rss_full <= 1e-12 * float(np.sum((ybar - ybar.mean()) ** 2)) + 1e-300:
+            out.add(d)  # the surface fits exactly: any drop in fit is an effect
+            continue
+        F = ((rss(reduced) - rss_full) / extra) / (rss_full / dof)
+        if f_dist.sf(F, extra, dof) < alpha:
             out.add(d)
-            continue
-        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
-        group = np.searchsorted(edges, x, side="right")
-        samples = [y[group == g] for g in np.unique(group)]
-        samples = [s for s in samples if s.size >= 2]
-        if len(samples) >= 2 and np.ptp(y) > 0:
-            try:
-                if kruskal(*samples).pvalue < alpha / 2:
-                    out.add(d)
-            except ValueError:
-                pass
     return out
 
 

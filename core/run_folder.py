@@ -18,6 +18,7 @@ through these functions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -70,3 +71,22 @@ def last_step(folder: str | Path) -> int | None:
         return int(json.loads(lines[-1]).get("step")) if lines else None
     except (OSError, ValueError, TypeError, json.JSONDecodeError):
         return None  # not written yet, or a line being written
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.jsonl`` file (empty list if missing).
+
+    A last line without its newline (the process was killed while appending it) is not a row
+    and is skipped; any other unreadable line is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    lines = text.split("\n")
+    torn = lines.pop()  # "" when the file ends with a newline
+    rows = [json.loads(line) for line in lines if line.strip()]
+    if torn.strip():
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(torn))
+    return rows

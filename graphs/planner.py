@@ -34,11 +34,14 @@ from langgraph.types import interrupt
 
 from agents.planner import (
     FALLBACK_NOTE,
-    TRAINING_ALGORITHMS,
     ExperimentPlan,
     PlanLimits,
     PlannedRun,
+    ResourceLimits,
+    estimate_resources,
+    is_training,
     propose_plan,
+    run_key,
     validate_plan,
 )
 from core.executors import LocalExecutor, ray_address
@@ -48,11 +51,8 @@ from graphs.interrupts import run_to_end
 from graphs.planner_state import (
     PlannerContext,
     PlannerState,
-    ResourceLimits,
-    estimate_resources,
     markdown_table,
     plot_comparison,
-    run_key,
     summarize,
 )
 from graphs.socrates import run_socrates
@@ -144,7 +144,7 @@ def launch(state: PlannerState, runtime: Runtime[PlannerContext]) -> dict:
         out = plan_dir / key
         entry = {"algorithm": run.algorithm, "label": run.label, "seed": run.seed,
                  "output_dir": str(out)}
-        if run.algorithm in TRAINING_ALGORITHMS:
+        if is_training(run.algorithm):
             entry["config_path"] = str(_write_config(run, out, key))
         launched[key] = entry
     started = _start_pending(plan, launched, ctx, plan_dir, state.get("finished") or {})
@@ -237,12 +237,12 @@ def route_monitor(state: PlannerState) -> Literal["monitor", "report"]:
 def build_graph(checkpointer=None):
     """The planner graph; pass a checkpointer (SqliteSaver) so a killed planner resumes."""
     g = StateGraph(PlannerState, context_schema=PlannerContext)
-    g.add_node("parse", parse)
-    g.add_node("validate", validate)
-    g.add_node("approve", approve)
-    g.add_node("launch", launch)
-    g.add_node("monitor", monitor)
-    g.add_node("report", report)
+    g.add_node(parse)  # each node is named after its function, as in the LangGraph templates
+    g.add_node(validate)
+    g.add_node(approve)
+    g.add_node(launch)
+    g.add_node(monitor)
+    g.add_node(report)
 
     g.add_edge(START, "parse")
     g.add_edge("parse", "validate")
@@ -342,7 +342,7 @@ def _start_pending(plan: ExperimentPlan, launched: dict, ctx: PlannerContext, pl
             continue
         clear_summary(info["output_dir"])  # a stale failure from before a crash
         todo.append(key)
-    train_keys = [k for k in todo if launched[k]["algorithm"] in TRAINING_ALGORITHMS]
+    train_keys = [k for k in todo if is_training(launched[k]["algorithm"])]
     so_keys = [k for k in todo if k not in train_keys]
     runs = {run_key(i, r): r for i, r in enumerate(plan.runs)}
     if train_keys:

@@ -39,6 +39,7 @@ from core.errors import InputError
 from training import base_config
 from training.base_config import (
     ALGORITHM_CONFIGS,
+    CANONICAL_ALGORITHMS,
     PRESET_MODELS,
     ArithmeticSection,
     BanditSection,
@@ -55,12 +56,12 @@ from training.base_config import (
 from training.preference_config import PreferenceRunConfig, PreferenceSection
 
 __all__ = [
-    "ALGORITHM_CONFIGS", "PATH_FIELDS", "PRESET_MODELS", "WRITE_PATH_FIELDS", "ArithmeticSection",
-    "BanditSection", "DataSection", "LoraSection", "ModelSection", "OptimizerSection",
-    "PreferenceRunConfig", "PreferenceSection", "RunConfig", "ScheduleSection", "Section",
-    "apply_overrides", "check_paths", "check_preset_shape", "dump_config", "inside",
-    "load_config", "load_families", "parse_config", "path_errors", "read_yaml",
-    "register_config",
+    "ALGORITHM_CONFIGS", "CANONICAL_ALGORITHMS", "PATH_FIELDS", "PRESET_MODELS",
+    "WRITE_PATH_FIELDS", "ArithmeticSection", "BanditSection", "DataSection", "LoraSection",
+    "ModelSection", "OptimizerSection", "PreferenceRunConfig", "PreferenceSection", "RunConfig",
+    "ScheduleSection", "Section", "apply_overrides", "check_paths", "check_preset_shape",
+    "dump_config", "inside", "load_config", "load_families", "parse_config", "path_errors",
+    "read_yaml", "register_config",
 ]
 
 FAMILY_MODULES = (training.preference_config, training.distill_config, training.diffusion_config)

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError, SocratesError
+from core.run_folder import read_metrics  # its home is the run-folder contract
 from training.config import RunConfig
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.pt$")
@@ -178,25 +179,6 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         return None
     found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
     return max(found)[1] if found else None
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``metrics.jsonl`` file (empty list if missing).
-
-    A last line without its newline (the process was killed while appending it) is not a row
-    and is skipped; any other unreadable line is an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    text = path.read_text()
-    lines = text.split("\n")
-    torn = lines.pop()  # "" when the file ends with a newline
-    rows = [json.loads(line) for line in lines if line.strip()]
-    if torn.strip():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(torn))
-    return rows
 
 
 class TrainingLoop:

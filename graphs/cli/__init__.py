@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from core.errors import InputError, SocratesError
 from graphs.cli import ask, doctor, optimize, problems, runs, train
-from graphs.cli.common import console_err
+from graphs.cli.common import configure_logging, console_err
+from graphs.settings import load_settings
 
 app = typer.Typer(
     name="socrates",
@@ -29,6 +30,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _settings_at_the_edge() -> None:
+    # the settings are read once here, before any command: a bad socrates.toml is one error line
+    configure_logging(load_settings().log_level)
+
+
 app.command("doctor")(doctor.doctor)
 app.command("optimize")(optimize.optimize)
 app.command("ask")(ask.ask)

@@ -14,9 +14,13 @@ from typing import Any
 
 import typer
 import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
 
+from agents.planner import estimate_resources, run_key
 from core.errors import InputError
 from graphs.cli.common import console, console_err, print_json
+from graphs.settings import build_llm, load_settings
 
 
 def ask(
@@ -34,18 +38,18 @@ def ask(
     ),
 ) -> None:
     """Turn a request into validated runs, ask for approval, launch and compare them."""
-    from agents.llm import get_llm
+    # Imported here, not at the top: the planner graph brings langgraph and scipy.stats, +2.4 s
+    # measured (python -X importtime) on every `socrates` command, not only on `ask`.
     from graphs.planner import plan as make_plan
     from graphs.planner import run_planner, sqlite_checkpointer
-    from graphs.planner_state import PlannerContext, estimate_resources, run_key
-    from graphs.settings import load_settings
+    from graphs.planner_state import PlannerContext
 
     if not request.strip():
         raise InputError("the request is empty; say what to run, e.g. socrates ask \"compare "
                          "MallowsPO with DPO on the dispersion bandit with 2 seeds\"")
     settings = load_settings()
     default_values = _parse_defaults(defaults or [])
-    llm = get_llm(settings.llm, timeout=settings.llm_timeout)
+    llm = build_llm(settings)  # the settings' model, per-role models and timeouts
     plan = make_plan(request, llm, max_workers=workers, defaults=default_values)
     estimate = estimate_resources(plan, workers) if plan.runs else None
     if json_out and (dry_run or not plan.ok):
@@ -111,10 +115,6 @@ def _parse_defaults(items: list[str]) -> dict[str, Any]:
 
 
 def _print_plan(plan: Any, estimate: Any) -> None:
-    from rich.table import Table
-
-    from graphs.planner_state import run_key
-
     table = Table(title=f"plan: {len(plan.runs)} runs")
     table.add_column("run", overflow="fold")
     for col in ("algorithm", "seed", "settings", "steps/budget"):
@@ -142,8 +142,6 @@ class _Progress:
         self.bar = None
         if quiet or not console_err.is_terminal:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                             MofNCompleteColumn(), console=console_err)
         self.tasks = {}

@@ -1,11 +1,13 @@
-"""Helpers shared by the CLI modules: consoles, JSON output, loading a user's problem file."""
+"""Helpers shared by the CLI modules: consoles, JSON output, the settings' log level."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 console = Console()
@@ -18,15 +20,29 @@ def print_json(obj: Any) -> None:
 
 
 def _default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, np.generic):
-            return o.item()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
     if hasattr(o, "model_dump"):
         return o.model_dump(mode="json")
     return str(o)
+
+
+def configure_logging(level: str) -> None:
+    """Send the ``socrates.*`` loggers (LLM calls, retries, fallbacks) to stderr at ``level``,
+    the settings' ``log_level`` (``SOCRATES_LOG_LEVEL`` or ``socrates.toml``)."""
+    logger = logging.getLogger("socrates")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (rich and tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)

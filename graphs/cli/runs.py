@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from core.errors import InputError
 from graphs.cli.common import console, print_json
+from training.runs import STATUSES, RunRegistry, compare, show
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -19,13 +22,7 @@ def list_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List runs, newest first."""
-    from rich.table import Table
-
-    from training.runs import STATUSES, RunRegistry
-
     if status is not None and status not in STATUSES:
-        from core.errors import InputError
-
         raise InputError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
     records = RunRegistry().list(status=status, algorithm=algorithm, limit=limit)
     if json_out:
@@ -48,10 +45,6 @@ def show_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show one run: registry row, summary and last metrics."""
-    from rich.table import Table
-
-    from training.runs import show
-
     info = show(run_id)
     if json_out:
         print_json(info)
@@ -75,10 +68,6 @@ def compare_cmd(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Compare runs on one metric: a table of final values and a plot over steps."""
-    from rich.table import Table
-
-    from training.runs import compare
-
     rows, plot = compare(run_ids, metric=metric, out_path=out)
     if json_out:
         print_json({"metric": metric, "runs": rows, "plot": str(plot)})

@@ -1,10 +1,12 @@
 """``socrates train ALGO [--config FILE] [--set key=value ...] [--json]``.
 
-One sub-command per canonical algorithm in :data:`training.config.ALGORITHM_CONFIGS` (every
-family module is loaded first, so a new family appears here without touching this file). The
+One sub-command per algorithm in the config registry :data:`training.config.ALGORITHM_CONFIGS`
+(every family registers there, so a new family appears here without touching this file). The
 config's ``algorithm`` must match ALGO, or is filled in from it when the file leaves it out.
 The folders a run writes (``output_dir``, ``teacher.cache_dir``) must lie inside the runs
-directory (``./runs`` or ``$SOCRATES_RUNS_DIR``), symlinks resolved.
+directory (the settings' ``runs_dir``: ``$SOCRATES_RUNS_DIR``, ``socrates.toml`` or ``./runs``),
+symlinks resolved; the trainer writes there too (:func:`training.runs.runs_dir` reads the same
+settings).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+import training
 from core.errors import InputError
 from graphs.cli.common import console, print_json
-from training.config import load_families
+from graphs.settings import load_settings
+from training.config import apply_overrides, check_paths, load_families, parse_config, read_yaml
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -37,10 +42,6 @@ HELP = {
 def run_train(algorithm: str, config: Path | None, overrides: list[str], json_out: bool,
               progress: bool) -> None:
     """Validate, train, print the summary (table or JSON)."""
-    from graphs.settings import load_settings
-    from training import train
-    from training.config import apply_overrides, check_paths, parse_config, read_yaml
-
     data = read_yaml(config) if config is not None else {}
     declared = data.get("algorithm")
     if declared is not None and declared != algorithm:
@@ -49,14 +50,12 @@ def run_train(algorithm: str, config: Path | None, overrides: list[str], json_ou
     data["algorithm"] = algorithm
     cfg = parse_config(apply_overrides(data, overrides), str(config or "--set"))
     check_paths(cfg, load_settings().runs_dir)  # the run writes only under the runs directory
-    result = train(cfg, progress=progress and not json_out)
+    result = training.train(cfg, progress=progress and not json_out)
     payload = {"run_id": result.run_id, "output_dir": str(result.output_dir),
                "status": result.status, "metrics": result.metrics}
     if json_out:
         print_json(payload)
         return
-    from rich.table import Table
-
     table = Table(title=f"{algorithm} run {result.run_id}")
     table.add_column("metric")
     table.add_column("final", justify="right")

@@ -71,3 +71,19 @@ def test_console_script_runs_as_a_process():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:")
+
+
+def test_the_settings_log_level_reaches_the_socrates_loggers(capsys, monkeypatch, tmp_path):
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SOCRATES_LOG_LEVEL", raising=False)
+    (tmp_path / "socrates.toml").write_text('log_level = "INFO"\n')
+    logger = logging.getLogger("socrates")
+    monkeypatch.setattr(logger, "level", logger.level)  # restored after the test
+    assert main(["problems", "list"]) == 0
+    assert logger.getEffectiveLevel() == logging.INFO
+    logging.getLogger("socrates.llm").info("an info line")
+    assert "INFO socrates.llm: an info line" in capsys.readouterr().err
+    monkeypatch.setenv("SOCRATES_LOG_LEVEL", "ERROR")  # the environment wins over the file
+    assert main(["problems", "list"]) == 0 and logger.getEffectiveLevel() == logging.ERROR

@@ -390,7 +390,8 @@ def letters_rl_run(args, data_dir: Path, sft_dir: Path, method: str, seed: int) 
     algo = load_algo(args, data_dir, out, method)
     settings = per_kind_eval(algo)
     return {"method": method, "seed": seed, "seconds": seconds, "cpu_seconds": cpu,
-            "settings": settings}
+            "eval_cpu_seconds": _cpu_seconds() - c0 - cpu, "settings": settings,
+            "made": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
 def letters_summary(runs: list[dict], methods: list[str]) -> dict:
@@ -492,6 +493,7 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python", *sys.argv])
     began = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     t0, c0 = time.time(), _cpu_seconds()
+    sft_made_now = not (args.cache / "sft" / "sft_history.json").is_file()
     letters_data(args, args.cache)
     sft_dir, history = letters_sft(args, args.cache)
     t1, c1 = time.time(), _cpu_seconds()
@@ -520,10 +522,12 @@ def main(argv: list[str] | None = None) -> None:
                          + ", ".join(f"--{k.replace('_', '-')}" for k in stale)
                          + "); use another --cache (a copy of this one without rl/ and "
                          "rl_runs.json keeps the data and SFT model)")
+    made_now = 0
     for seed in args.seeds:
         for method in args.methods:
             if any(r["method"] == method and r["seed"] == seed for r in runs):
                 continue
+            made_now += 1
             run = letters_rl_run(args, args.cache, sft_dir, method, seed) | {"rl_args": rl_args}
             runs.append(run)
             runs_path.write_text(json.dumps(runs, indent=1))
@@ -537,13 +541,14 @@ def main(argv: list[str] | None = None) -> None:
     summary = letters_summary(runs, args.methods)
     comps = comparisons(runs, start, args.methods)
     matched = matched_nfe(runs, args.methods)
-    rl_cpu = sum(r["cpu_seconds"] for r in runs)
+    rl_cpu = sum(r["cpu_seconds"] + r["eval_cpu_seconds"] for r in runs)
     seconds = {"wall_this_invocation": t3 - t0, "cpu_this_invocation": c3 - c0,
-               "sft_wall": history[-1]["seconds"], "sft_cpu": history[-1].get("cpu_seconds"),
+               "sft_wall": history[-1]["seconds"], "sft_cpu": history[-1]["cpu_seconds"],
                "start_analysis_wall": t2 - t1, "start_analysis_cpu": c2 - c1,
                "rl_wall": sum(r["seconds"] for r in runs), "rl_cpu": rl_cpu,
+               "rl_runs_made_now": made_now, "rl_runs": len(runs), "sft_made_now": sft_made_now,
                "load_average_at_end": os.getloadavg()[0]}
-    seconds["total_cpu"] = (seconds["sft_cpu"] or 0.0) + seconds["start_analysis_cpu"] + rl_cpu
+    seconds["total_cpu"] = seconds["sft_cpu"] + seconds["start_analysis_cpu"] + rl_cpu
     n_kind = start["tau1"]["perm"]["n"]
     args.out.mkdir(parents=True, exist_ok=True)
     plot_letters(start, summary, comps, args.out / f"{args.name}.png",

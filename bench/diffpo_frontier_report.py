@@ -356,15 +356,19 @@ def write_letters_markdown(args, meta, history, start, tradeoff, fidelity, summa
         f"progress included): {g.get('training_diff_vs_head') or 'identical'}.",
         f"- Command: `nice -n 10 {meta['command']}` (offline: `HF_HUB_OFFLINE=1 "
         "TRANSFORMERS_OFFLINE=1`, set by the script).",
-        f"- Run: {meta['began']} to {meta['finished']}. CPU time (user + system, this process "
-        f"and its children; torch threads = {args.threads}): SFT "
-        + (f"{sft_cpu / 60:.1f} min" if sft_cpu is not None else "not recorded")
-        + f", start analyses {sec['start_analysis_cpu'] / 60:.1f} min, RL training and "
-        f"evaluation {sec['rl_cpu'] / 60:.1f} min; total {sec['total_cpu'] / 60:.1f} "
-        f"CPU-minutes. Wall time: SFT {sec['sft_wall'] / 60:.1f} min, RL "
-        f"{sec['rl_wall'] / 60:.1f} min (training only), this invocation "
-        f"{sec['wall_this_invocation'] / 60:.1f} min, on a 2-core machine shared with other "
-        f"jobs at nice 10 (1-min load average at the end {sec['load_average_at_end']:.1f}).",
+        f"- Run: {meta['began']} to {meta['finished']}; {sec['rl_runs_made_now']} of the "
+        f"{sec['rl_runs']} RL runs made by this invocation"
+        + (" (the others reused from `--cache`, made with the same arguments)"
+           if sec["rl_runs_made_now"] < sec["rl_runs"] else "")
+        + ("; the data and SFT model made by it too" if sec["sft_made_now"] else
+           "; the data and SFT model reused from `--cache`")
+        + f". CPU time (user + system of this process and its children, torch threads = "
+        f"{args.threads}): SFT {sft_cpu / 60:.1f} min, start analyses "
+        f"{sec['start_analysis_cpu'] / 60:.1f} min, RL training and evaluation "
+        f"{sec['rl_cpu'] / 60:.1f} min; total {sec['total_cpu'] / 60:.1f} CPU-minutes. Wall "
+        f"time of this invocation {sec['wall_this_invocation'] / 60:.1f} min on a 2-core "
+        f"machine shared with other jobs, at nice 10 (1-min load average at the end "
+        f"{sec['load_average_at_end']:.1f}).",
         f"- Seeds: RL seeds {args.seeds} (SFT seed 0; data seeds 1000 train / 2000 held-out).",
         "",
         "## Settings",

@@ -85,13 +85,20 @@ def _spell_out(sentence: str, known: list[str]) -> str:
     return sentence
 
 
+# a colon after these words introduces operands, not a new statement ("whichever is smaller: A
+# or B")
+_COLON_KEEPS = {"smaller", "larger", "greater", "lesser", "less", "more", "minimum", "maximum",
+                "follows", "sum", "total"}
+
+
 def _clauses(toks: list[Tok]) -> list[list[Tok]]:
     """Split at ``;`` and at a ``:`` that starts a list ("Records: ...")."""
     out, cur, depth = [], [], 0
     for t in toks:
         depth += t.text in ("(", "{", "[")
         depth -= t.text in (")", "}", "]")
-        if depth <= 0 and t.kind == "op" and t.text in (";", ":"):
+        if depth <= 0 and t.kind == "op" and t.text in (";", ":") and not (
+                t.text == ":" and cur and cur[-1].text in _COLON_KEEPS):
             if cur:
                 out.append(cur)
             cur, depth = [], 0
@@ -119,7 +126,7 @@ def _left_list(toks: list[Tok], end: int) -> list[str]:
             commas = True
         elif t.text in ("and", "or", "nor"):
             conj = True
-        elif t.text == "(" or t.text in LIST_FILLER:
+        elif t.text == "(" or t.text in LIST_FILLER or (collective and t.text == ")"):
             pass
         elif collective and t.kind == "word" and slack < 4 and t.text not in BREAK_WORDS:
             slack += 1  # "the fraction of calls that waited, frac_calls_queued, are both ..."

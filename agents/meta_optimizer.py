@@ -33,7 +33,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents.llm import LLM, get_llm, offline_policy, system_user
+from agents.llm import LLM, describe_llm, get_llm, offline_policy, system_user
+from agents.llm.ask import backend_for
 from core.errors import InputError, LLMError
 from simopt import solvers
 from simopt.portfolio import PortfolioSummary
@@ -259,7 +260,9 @@ def propose_schedule(
         "prefer": list(prefer or []),
     }
     messages = build_messages(problem, summary, tried, score)
-    info: dict = {"backend": type(llm).__name__, "repairs": 0, "fallback": None}
+    # who answers this role (the model behind a router or a journal), for the run's report
+    info: dict = {"backend": describe_llm(backend_for(llm, ROLE)), "repairs": 0,
+                  "fallback": None}
     try:
         for attempt in range(max_repairs + 1):
             proposal = llm.structured(messages, ScheduleProposal, role=ROLE, context=context)

@@ -91,7 +91,9 @@ def offline_narrative(messages, schema, context) -> RunNarrative:
                    f"{facts.get('best_estimate')}.")
         findings = [f"schedule: {facts['schedule']}"] if facts.get("schedule") else []
         findings += [f"{role}: {who}" for role, who in (facts.get("models") or {}).items()]
-        findings += [f"fell back: {n}" for n in facts.get("fallbacks") or []][:2]
+        if facts.get("fallbacks"):  # each is said in full once, in the models section
+            findings.append(f"{len(facts['fallbacks'])} model answer(s) replaced by the "
+                            f"offline policy")
     else:
         rows = facts.get("rows") or []
         ranked = sorted((r for r in rows if r.get("mean") is not None), key=lambda r: r["mean"],
@@ -103,27 +105,62 @@ def offline_narrative(messages, schema, context) -> RunNarrative:
     return RunNarrative(summary=summary, findings=findings[:6])
 
 
-def socrates_facts(result: Any, llm: Any = None) -> dict:
-    """The facts of a SOCRATES result (``graphs.socrates.SocratesResult``) for the reporter."""
-    state = result.state or {}
-    res = state.get("result") or {}
+#: The roles a SOCRATES run asks, in the order it asks them.
+SOCRATES_ROLES = ("causal_skeleton", "meta_optimizer", "reporter")
+
+
+def role_fallbacks(state: dict) -> dict[str, list[str]]:
+    """The calls a SOCRATES state says its offline policy answered, one line each, per role.
+
+    The skeleton role notes its fallback in the skeleton's ``notes``; the meta-optimizer in
+    the ``fallback`` of each ``meta_optimize`` / ``replan`` event.
+    """
+    out: dict[str, list[str]] = {}
+    for note in (state.get("skeleton") or {}).get("notes") or []:
+        if note.startswith("fallback"):
+            out.setdefault("causal_skeleton", []).append(note)
+    for event in state.get("events") or []:
+        if event.get("node") in ("meta_optimize", "replan") and event.get("fallback"):
+            where = (f"round {event['round']}" if event["node"] == "meta_optimize"
+                     else f"re-plan at {event.get('budget')}")
+            out.setdefault("meta_optimizer", []).append(
+                f"{where}: fallback to the offline policy: {event['fallback']}")
+    return out
+
+
+def facts_from_state(state: dict, result: dict, models: dict[str, str] | None = None) -> dict:
+    """The facts of a SOCRATES run (its graph state and result dict) for the reporter."""
+    from simopt.schedule import Schedule
+
+    estimate = result.get("best_estimate")
+    best_x = result.get("best_x")
     facts: dict[str, Any] = {
         "problem": (state.get("problem") or {}).get("name") or state.get("problem_name"),
         "budget": (state.get("config") or {}).get("budget"),
-        "budget_used": res.get("budget_used"),
-        "best_estimate": None if result.best_estimate is None else
-        float(f"{result.best_estimate:.6g}"),
-        "best_x": None if result.best_x is None else [float(f"{v:.6g}") for v in result.best_x],
-        "schedule": result.schedule.describe() if result.schedule is not None else None,
-        "replans": len(result.replans),
+        "budget_used": result.get("budget_used"),
+        "best_estimate": None if estimate is None else float(f"{estimate:.6g}"),
+        "best_x": None if best_x is None else [float(f"{v:.6g}") for v in best_x],
+        "schedule": (Schedule.from_json(state["schedule"]).describe()
+                     if state.get("schedule") else None),
+        "replans": len(state.get("replans") or []),
     }
-    if llm is not None:
-        from agents.llm import models_by_role
-
-        facts["models"] = models_by_role(llm, ["causal_skeleton", "meta_optimizer", "reporter"])
-    notes = (state.get("skeleton") or {}).get("notes") or []
-    facts["fallbacks"] = [n for n in notes if n.startswith("fallback")][:2]
+    if models is not None:
+        facts["models"] = dict(models)
+    facts["fallbacks"] = [n for lines in role_fallbacks(state).values() for n in lines]
     return facts
+
+
+def socrates_facts(result: Any, llm: Any = None) -> dict:
+    """The facts of a SOCRATES result (``graphs.socrates.SocratesResult``) for the reporter."""
+    from agents.llm import models_by_role
+
+    state = result.state or {}
+    res = dict(state.get("result") or {})
+    res.setdefault("best_estimate", result.best_estimate)
+    if result.best_x is not None:
+        res.setdefault("best_x", [float(v) for v in result.best_x])
+    models = models_by_role(llm, list(SOCRATES_ROLES)) if llm is not None else None
+    return facts_from_state(state, res, models)
 
 
 def narrate(facts: dict, llm: LLM | str | None = None, *, max_repairs: int = 1) -> Answer:
@@ -147,3 +184,67 @@ def narrative_markdown(answer: Answer) -> str:
     if answer.note:
         lines.append(f"_note: {answer.note}_")
     return "\n".join(lines) + "\n"
+
+
+def models_markdown(models: dict[str, str], entries: list[dict],
+                    fallbacks: dict[str, list[str]], replayed: dict[str, int] | None = None) -> str:
+    """Which model answered which role, how its calls went, and each fallback said once.
+
+    Args:
+        models: ``{role: backend}`` (``agents.llm.models_by_role``).
+        entries: the run's LLM journal (``agents.llm.read_journal``): every model call of the
+            run, resumed parts included.
+        fallbacks: per role, the role-level fallbacks (:func:`role_fallbacks`), one line each.
+        replayed: per role, answers this process served from the journal (a resumed run).
+    """
+    from agents.llm import journal_summary
+
+    calls = journal_summary(entries)
+    replayed = replayed or {}
+    lines = ["## Language models", "",
+             "| role | asked | model calls | valid first try | after repair | failed | "
+             "fell back | replayed on resume | answered by |", "|---" * 9 + "|"]
+    for role, asked in models.items():
+        row = calls.get(role)
+        fell = len(fallbacks.get(role, [])) + (row["fallback"] if row else 0)
+        if asked == "offline":
+            who = "offline policy (rules)"
+        elif row is None:
+            who = "not asked in this run"
+        elif fell:
+            who = f"the model, offline policy for {fell} call(s)"
+        else:
+            who = "the model"
+        cells = ([row["calls"], row["first_try"], row["repaired"], row["failed"]] if row
+                 else ["0", "-", "-", "-"])
+        lines.append(f"| {role} | {asked} | " + " | ".join(map(str, cells))
+                     + f" | {fell} | {replayed.get(role, 0)} | {who} |")
+    said = [f"- {role}: {line}" for role, rows in fallbacks.items() for line in rows]
+    said += [f"- {role}: fallback to the offline policy: {why}"  # the ask loop's (reporter)
+             for role, row in calls.items() for why in row["fallbacks"]]
+    if said:
+        lines += ["", "Calls the offline policy answered instead (each said once):", "",
+                  *list(dict.fromkeys(said))]
+    return "\n".join(lines) + "\n"
+
+
+def socrates_llm_section(state: dict, result: dict, run_dir: Any, llm: Any) -> str:
+    """The report's model sections for a SOCRATES run: the reporter's summary (the model's,
+    else the offline template) and :func:`models_markdown` from the run's LLM journal."""
+    from pathlib import Path
+
+    from agents.llm import models_by_role, read_journal
+
+    models = models_by_role(llm, list(SOCRATES_ROLES))
+    facts = facts_from_state(state, result, models)
+    answer = narrate(facts, llm)
+    journal_path = getattr(getattr(llm, "journal", None), "path", None)
+    entries = read_journal(journal_path) if journal_path else []
+    replayed: dict[str, int] = {}
+    for call in getattr(llm, "call_log", []):
+        if call.outcome == "replayed":
+            replayed[call.role] = replayed.get(call.role, 0) + 1
+    section = models_markdown(models, entries, role_fallbacks(state), replayed)
+    if journal_path:
+        section += f"\nEvery model answer: {Path(journal_path).name} (replayed on resume).\n"
+    return narrative_markdown(answer) + "\n" + section

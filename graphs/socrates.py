@@ -507,7 +507,7 @@ def report(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     result["journal_replications"] = problem.journal_replications
     run_dir = _run_dir(state, ctx)
     result["run_dir"] = str(run_dir)
-    write_report(state, result, run_dir, problem)
+    write_report(state, result, run_dir, problem, llm=_llm(state, ctx))
     _emit("report", run_dir=str(run_dir))
     return {"result": result, "events": [{"node": "report", **result}]}
 

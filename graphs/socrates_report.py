@@ -95,8 +95,14 @@ def _table(rows: list[dict]) -> str:
     return out
 
 
-def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Problem) -> None:
-    """Write skeleton.json/png, portfolio.json, progress.png, result.json and report.md."""
+def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Problem,
+                 llm: Any = None) -> None:
+    """Write skeleton.json/png, portfolio.json, progress.png, result.json and report.md.
+
+    With ``llm`` (the run's journaled backend) the report also gets the reporter role's summary
+    and which model answered which role, with every fallback said once
+    (:func:`agents.reporter.socrates_llm_section`).
+    """
     from simopt.portfolio import PortfolioSummary
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +167,10 @@ def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Pr
                   "| candidate | pooled mean (chose it) | replications |", "|---|---|---|"]
         for cx, cm, cn in fin["candidates"]:
             lines.append(f"| `{np.round(np.asarray(cx, float), 6).tolist()}` | {cm:.6g} | {cn} |")
+    if llm is not None:
+        from agents.reporter import socrates_llm_section
+
+        lines += ["", socrates_llm_section(state, result, run_dir, llm)]
     lines += ["", "Files: skeleton.json, skeleton.png, portfolio.json, progress.png, "
               "result.json, events.json, journal.jsonl (every real replication)."]
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")

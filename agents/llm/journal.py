@@ -250,20 +250,24 @@ def journal_summary(entries: list[dict]) -> dict[str, dict[str, Any]]:
 
     Returns:
         ``{role: {"asked": [backend descriptions], "calls": n, "first_try": n, "repaired": n,
-        "fallback": n, "failed": n, "latency_s": total, "fallbacks": [one line each]}}``.
+        "fallback": n, "failed": n, "latency_s": total, "fallbacks": [why, one line each],
+        "errors": [what failed, one line each]}}``. ``fallback`` counts answers of the ask loop
+        that the offline policy gave; ``failed`` counts model calls that raised (the role then
+        fell back on its own, which its own record says).
     """
     out: dict[str, dict[str, Any]] = {}
     for e in entries:
         row = out.setdefault(e["role"], {"asked": [], "calls": 0, "first_try": 0,
                                           "repaired": 0, "fallback": 0, "failed": 0,
-                                          "latency_s": 0.0, "fallbacks": []})
+                                          "latency_s": 0.0, "fallbacks": [], "errors": []})
         if e.get("asked") and e["asked"] not in row["asked"]:
             row["asked"].append(e["asked"])
         row["calls"] += 1
         outcome = e.get("outcome") or "first_try"
         row[outcome if outcome in row else "first_try"] += 1
         row["latency_s"] = round(row["latency_s"] + float(e.get("latency_s") or 0.0), 3)
-        why = e.get("reason") or e.get("error")
-        if outcome in ("fallback", "failed") and why:
-            row["fallbacks"].append(why)
+        if outcome == "fallback" and e.get("reason"):
+            row["fallbacks"].append(e["reason"])
+        if outcome == "failed" and e.get("error"):
+            row["errors"].append(e["error"])
     return out

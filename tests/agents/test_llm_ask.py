@@ -46,6 +46,12 @@ def no_repeats(chain: Chain) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def chain_policy(monkeypatch):
+    # the roles register on import: import them first, so a copy restored after the test
+    # still holds them (else a role module first imported inside the test is lost for later ones)
+    import agents.causal  # noqa: F401
+    import agents.meta_optimizer  # noqa: F401
+    import agents.reporter  # noqa: F401
+
     monkeypatch.setattr(llm_offline, "_OFFLINE_POLICIES", dict(llm_offline._OFFLINE_POLICIES))
     monkeypatch.setattr(
         llm_offline, "_OFFLINE_TEXT_POLICIES", dict(llm_offline._OFFLINE_TEXT_POLICIES)

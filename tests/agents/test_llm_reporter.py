@@ -42,3 +42,44 @@ def test_model_narrative_repaired_then_fallback_said_once(llm_server):
     md = narrative_markdown(second)
     assert md.count("fallback to the offline policy") == 1 and "written by: offline" in md
     assert [c.outcome for c in llm.call_log] == ["repaired", "fallback"]
+
+
+def test_the_socrates_report_names_each_roles_model_and_says_each_fallback_once(
+        llm_server, tmp_path):
+    from agents.llm import RoleRouter
+    from graphs.socrates import run_socrates
+    from tests.reliability.test_llm_faults import CYCLIC_SKELETON, _role
+    from tests.toy_problems import SMALL, capacity
+
+    schedule = {"segments": [{"solver": "nelder_mead", "fraction": 1.0}],
+                "final_selection": 0.0, "rationale": "simplex"}
+    # the skeleton is refused (a cycle) until the role falls back; the schedule is used
+    llm_server.responder = lambda b: CYCLIC_SKELETON if _role(b) == "skeleton" else schedule
+    model = OpenAICompatibleLLM("fake", base_url=llm_server.base_url, max_retries=0,
+                                max_repairs=0)
+    llm = RoleRouter(OfflineLLM(), {"causal_skeleton": model, "meta_optimizer": model})
+    run_socrates(capacity(), 60, seed=4, llm=llm, run_dir=tmp_path, **SMALL)
+    report = (tmp_path / "report.md").read_text()
+    section = report[report.index("## Language models"):]
+    rows = {line.split(" | ")[0].strip("| "): line for line in section.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert "openai:fake@http://127.0.0.1" in rows["causal_skeleton"]
+    assert rows["causal_skeleton"].endswith("| the model, offline policy for 1 call(s) |")
+    assert rows["meta_optimizer"].endswith("| the model |")
+    assert "| offline | 0 |" in rows["reporter"] and "offline policy (rules)" in rows["reporter"]
+    fell = [line for line in section.splitlines() if line.startswith("- causal_skeleton: ")]
+    assert len(fell) == 1 and "the graph has a cycle" in fell[0]
+    assert report.count("fallback to the offline policy") == 1
+    assert "_written by: offline_" in report  # the reporter's summary, offline here
+
+
+def test_an_offline_socrates_report_says_every_role_was_the_offline_policy(tmp_path):
+    from graphs.socrates import run_socrates
+    from tests.toy_problems import SMALL, capacity
+
+    run_socrates(capacity(), 60, seed=4, run_dir=tmp_path, **SMALL)
+    section = (tmp_path / "report.md").read_text().split("## Language models")[1]
+    for role in ("causal_skeleton", "meta_optimizer", "reporter"):
+        assert f"| {role} | offline | 0 |" in section
+    assert "instead (each said once)" not in section
+    assert not (tmp_path / "llm_journal.jsonl").exists()

@@ -107,7 +107,12 @@ def test_socrates_falls_back_per_step_records_it_and_finishes(kind, llm_server, 
     assert np.array_equal(res.best_x, offline_run.best_x)
     assert res.schedule.describe() == offline_run.schedule.describe()
     # transport faults fail the calls; nonsense arrives fine and is refused by the validators
-    assert {c.ok for c in llm.call_log} == {kind == "wrong"}
+    assert {c.ok for c in llm.call_log if c.role != "reporter"} == {kind == "wrong"}
+    # the report's summary fell back too, and the report says each fallback once
+    assert [c.outcome for c in llm.call_log if c.role == "reporter"] == ["fallback"]
+    report = (tmp_path / "report.md").read_text()
+    assert report.count("- causal_skeleton: fallback to the offline policy") == 1
+    assert report.count("- reporter: fallback to the offline policy") == 1
 
 
 @pytest.mark.parametrize("kind", ["timeout", "garbage", "wrong"])

@@ -101,7 +101,10 @@ class ReplicaData:
         if not observations:
             raise InputError("ReplicaData needs at least one Observations")
         designs = np.array([np.asarray(o.x, dtype=float) for o in observations])
-        keys = sorted(set.intersection(*(set(o.records) for o in observations)))
+        # the records every design has, in the order the system reports them (a simulator's
+        # order is its computation order; sorting would make it depend on the names)
+        shared = set.intersection(*(set(o.records) for o in observations))
+        keys = [k for k in observations[0].records if k in shared]
         return ReplicaData(
             variable_names=list(variable_names),
             X=np.concatenate([np.tile(designs[j], (o.n_reps, 1)) for j, o in

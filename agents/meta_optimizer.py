@@ -1,6 +1,6 @@
 """Meta-optimizer role: trajectory summaries on replicas -> a revised hybrid schedule.
 
-SOCRATES stage 2 (ALGORITHMS.md): the LLM reads how each baseline solver progressed on the
+SOCRATES stage 2 (docs/ALGORITHMS.md): the LLM reads how each baseline solver progressed on the
 replica ensemble and proposes a schedule ``π = ((a_1, T_1), ..., (a_J, T_J))``; each proposal is
 scored on the ensemble and fed back, for a fixed number of rounds; the best is kept.
 

@@ -215,9 +215,9 @@ class RunConfig(Section):
 # ---------------------------------------------------------------------------------------------
 # The registry: canonical algorithm name -> its run-config class
 
-#: The canonical training algorithm names (DESIGN.md), in the order people list them. A family
-#: registers the ones it implements (and may register more, e.g. ``mdm-sft``); a name here without
-#: a registered config is known but not available in this version.
+#: The canonical training algorithm names (docs/ARCHITECTURE.md), in the order people list them.
+#: A family registers the ones it implements (and may register more, e.g. ``mdm-sft``); a name
+#: here without a registered config is known but not available in this version.
 CANONICAL_ALGORITHMS = ("opd+", "opd", "gkd", "dpo", "ipo", "simpo", "mallowspo-theta",
                         "mallowspo-phi", "d1", "diffpo")
 

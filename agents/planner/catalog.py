@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from simopt import list_problems, solvers
 from training.config import CANONICAL_ALGORITHMS, load_families
 
-#: The canonical training names (DESIGN.md); see :func:`training_algorithms` for every one.
+#: The canonical training names (docs/ARCHITECTURE.md); :func:`training_algorithms` gives all.
 TRAINING_ALGORITHMS = CANONICAL_ALGORITHMS
 
 #: How people write the names (display only; a name missing here shows as itself).

@@ -192,9 +192,9 @@ class AmbulanceLocation(Problem):
         }
 
 
-# The reference optimum: Nelder-Mead on a CRN sample average from PROBLEMS.md's point
+# The reference optimum: Nelder-Mead on a CRN sample average from docs/PROBLEMS.md's point
 # (14.1, 17.0, 16.1, 11.5) and two other starts, by bench/reference_optima.py. On 10000 fresh
-# replications it beat PROBLEMS.md's point by 0.0095 +- 0.0069 (paired); f is that estimate.
+# replications it beat docs/PROBLEMS.md's point by 0.0095 +- 0.0069 (paired); f is that estimate.
 AMBULANCE_REFERENCE_X: tuple[float, ...] = (15.6312, 17.062, 14.9766, 11.3867)
 AMBULANCE_REFERENCE_F = 8.448
 AMBULANCE_REFERENCE_SE = 0.018

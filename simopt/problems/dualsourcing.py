@@ -134,7 +134,7 @@ class DualSourcing(Problem):
         return avg
 
 
-# The reference optimum (PROBLEMS.md's best-known point, confirmed and evaluated with this
+# The reference optimum (docs/PROBLEMS.md's best-known point, confirmed and evaluated with this
 # simulator by bench/reference_optima.py; see bench/results/reference_optima.txt).
 DUALSOURCING_REFERENCE_X: tuple[float, float] = (50.0, 114.0)
 DUALSOURCING_REFERENCE_F = 3192.851

@@ -79,7 +79,7 @@ class MM1ServiceRate(Problem):
     def __init__(self) -> None:
         self.variables = [Variable("mu", lower=0.0)]
         self.x0 = np.array([5.0])
-        # PROBLEMS.md's point, confirmed by a CRN grid and evaluated with this simulator on
+        # docs/PROBLEMS.md's point, confirmed by a CRN grid and evaluated with this simulator on
         # 20000 fresh replications (bench/reference_optima.py, bench/results/).
         self.known_optimum = (np.array([2.83]), 1.5516)
         self.known_optimum_se = 0.0012

@@ -106,7 +106,7 @@ class ActivityNetwork(Problem):
 
 # The reference optimum: SAA over 50000 scenarios minimized by L-BFGS-B with the exact pathwise
 # gradient (bench/reference_optima.py); f is its estimate on 50000 fresh replications
-# (PROBLEMS.md: f* ~ 18.050).
+# (docs/PROBLEMS.md: f* ~ 18.050).
 SAN_REFERENCE_X: tuple[float, ...] = (
     1.035, 1.9243, 1.7317, 1.1423, 2.0675, 1.5385, 1.3202,
     1.5089, 1.5817, 1.5698, 1.2249, 1.5066, 1.2718,

@@ -157,7 +157,7 @@ class SSInventory(Problem):
         }
 
 
-# The reference optimum (PROBLEMS.md's best-known point, confirmed and evaluated with this
+# The reference optimum (docs/PROBLEMS.md's best-known point, confirmed and evaluated with this
 # simulator by bench/reference_optima.py; see bench/results/reference_optima.txt).
 SSCONT_REFERENCE_X: tuple[float, float] = (620.0, 100.0)
 SSCONT_REFERENCE_F = 517.587

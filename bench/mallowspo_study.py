@@ -24,6 +24,9 @@ convergence on the default bandit as a cross-check):
     nice .venv/bin/python bench/mallowspo_study.py --trainer-steps 0 --seeds 5   # quick
 
 Writes ``bench/results/mallowspo_study.md``, ``.json`` and ``.png``.
+
+Why one file of this length: a bench is one script per claim (STYLE), read top to bottom with
+the tables it writes.
 """
 
 from __future__ import annotations

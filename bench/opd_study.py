@@ -19,6 +19,9 @@ mean over seeds) and reported on separate test prompts.
 
 Writes ``bench/results/opd_study.md``, ``opd_study.json``, ``opd_study_bias.png`` and
 ``opd_study.png`` (sweep curves).
+
+Why one file of this length: a bench is one script per claim (STYLE), read top to bottom with
+the tables it writes.
 """
 
 from __future__ import annotations

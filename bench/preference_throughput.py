@@ -44,6 +44,9 @@ TRL is *not* a project dependency: install it into the virtualenv for this bench
 (``.venv/bin/pip install trl``).
 
     .venv/bin/python bench/preference_throughput.py --rounds 3 --steps 20 --precomputed
+
+Why one file of this length: a bench is one script per claim (STYLE): ours and the peer in
+the same run, with the parity checks that make the ratio meaningful.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ Faults of the system under optimization (the rule every layer follows):
   simulate); the caller gets the error with everything that succeeded.
 * A timed-out replication runs in a daemon thread that Python cannot stop; it is abandoned and
   its result, if it ever comes, is ignored.
+
+Why one file of this length: it is the one contract every solver, replica and stage relies
+on (variables, observations, constraints, ``from_function`` with its replication timeout), and
+its parts validate each other.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 Every simulator is checked against an independent computation: closed forms (CNTNEWS-1,
 PARAMESTI-1, EXAMPLE-1), a plain event loop or a literal per-replication loop (MM1-1, SSCONT-1,
-DUALSOURCING-1, AMBULANCE-1), networkx's longest path (SAN-1), and PROBLEMS.md's reference values
-of ``f(x0)``.
+DUALSOURCING-1, AMBULANCE-1), networkx's longest path (SAN-1), and docs/PROBLEMS.md's reference
+values of ``f(x0)``.
+
+Why one file of this length: it mirrors ``simopt/problems/`` (nine problems) and
+``Problem.from_function``, each checked against its own independent computation.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from simopt.problems.san import ARCS, longest_path
 
 ALL = list_problems()
 
-# PROBLEMS.md's reference f(x0), and replications enough for a ~3-standard-error check.
+# docs/PROBLEMS.md's reference f(x0), and replications enough for a ~3-standard-error check.
 REFERENCE_F_X0 = {
     "CNTNEWS-1": (0.0, 50),
     "MM1-1": (2.7847, 400),

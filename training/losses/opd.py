@@ -28,6 +28,10 @@ fixed normalizer ``n`` (with a per-batch token count, longer samples weigh less)
   JS, ... it is biased.
 
 All f's are written in terms of ``log u`` (the only quantity a trainer has) for stability.
+
+Why one file of this length: it is one loss family (STYLE: one family per file); the ten
+divergences with their ``f`` and ``w_f``, the two advantage estimators, the surrogate loss and
+the GKD baseline share the notation above, and apart they would separate the math from its table.
 """
 
 from __future__ import annotations

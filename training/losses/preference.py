@@ -27,6 +27,10 @@ Both are *plugins*: the trainer builds the margin of its base method and hands i
     losses = mallows_theta_loss(delta, c)   # or mallows_phi_loss(delta, phi)
 
 ``PREFERENCE_LOSSES`` exposes all of this behind one typed, uniform call.
+
+Why one file of this length: it is one loss family (STYLE: one family per file); the
+Mallows-phi link needs its log-space series next to the loss that uses it, and the typed
+registry of variants sits with the losses it names.
 """
 
 from __future__ import annotations

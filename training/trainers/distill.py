@@ -34,6 +34,9 @@ forward KL and JS of the student's own samples (fixed eval generator).
 Prompt files (``data.path``): JSONL, one ``{"prompt": ..., "answer": ...}`` per line; ``prompt``
 a string or a list of ``{role, content}`` messages, ``answer`` optional (used for the teacher's
 SFT and for ``eval/accuracy`` by exact match after stripping).
+
+Why one file of this length: the trainer reads top to bottom like CleanRL's (setup, then a
+step: rollout, teacher scoring, loss, metrics); splitting it would scatter one step over files.
 """
 
 from __future__ import annotations

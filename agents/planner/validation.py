@@ -67,42 +67,20 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None,
             errors.append(f"{where}: unknown algorithm {run.algorithm!r}; use one of "
                           f"{', '.join(catalog.known_algorithms())}")
             continue
-        config = dict(run.config)
+        if catalog.is_training(name) and name not in registry:
+            q = (f"{catalog.display(name)} training is not available in this version (no "
+                 f"run config registered for {name!r}); available: "
+                 f"{', '.join(catalog.available_training_algorithms())}")
+            questions.append(q)
+            runs.append(run.model_copy(update={"algorithm": name}))
+            continue
         if catalog.is_training(name):
-            if name not in registry:
-                q = (f"{catalog.display(name)} training is not available in this version (no "
-                     f"run config registered for {name!r}); available: "
-                     f"{', '.join(catalog.available_training_algorithms())}")
-                questions.append(q)
-                runs.append(run.model_copy(update={"algorithm": name}))
-                continue
-            config.update(algorithm=name, seed=run.seed)
-            steps = config.get("max_steps")
-            if isinstance(steps, int | float) and steps > limits.max_steps:
-                errors.append(f"{where}: max_steps={steps:,.0f} is over the limit of "
-                              f"{limits.max_steps} steps per run; ask for fewer steps")
-                continue
-            try:
-                cfg = parse_config(config)
-            except InputError as exc:
-                errors.append(f"{where}: {exc}")
-                continue
-            outside = path_errors(cfg, root)
-            if outside:
-                errors.extend(f"{where}: {e}" for e in outside)
-                continue
-            config = cfg.model_dump(mode="json")
+            config, problems = _checked_training(name, run.config, run.seed, limits, root)
         else:
-            budget = config.get("budget")
-            if isinstance(budget, int | float) and budget > limits.max_budget:
-                errors.append(f"{where}: budget={budget:,.0f} is over the limit of "
-                              f"{limits.max_budget} replications per run; ask for less")
-                continue
-            try:
-                config = _validate_so(name, config, run.seed)
-            except (ValidationError, ValueError) as exc:
-                errors.append(f"{where}: {one_line(exc)}")
-                continue
+            config, problems = _checked_so(name, run.config, run.seed, limits)
+        if problems:
+            errors.extend(f"{where}: {p}" for p in problems)
+            continue
         key = json.dumps([name, config], sort_keys=True, default=str)
         if key in seen:
             notes.append(f"dropped a duplicate of {where}")
@@ -132,6 +110,40 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None,
         "errors": list(dict.fromkeys(errors)), "questions": list(dict.fromkeys(questions)),
         "notes": list(dict.fromkeys(notes)),
     })
+
+
+def _over_limit(key: str, value: Any, limit: int, unit: str, fix: str) -> list[str]:
+    if isinstance(value, int | float) and value > limit:
+        return [f"{key}={value:,.0f} is over the limit of {limit} {unit} per run; {fix}"]
+    return []
+
+
+def _checked_training(name: str, config: dict, seed: int, limits: PlanLimits,
+                      root: Path) -> tuple[dict, list[str]]:
+    """A training config in its full validated form, or what is wrong with it."""
+    config = {**config, "algorithm": name, "seed": seed}
+    problems = _over_limit("max_steps", config.get("max_steps"), limits.max_steps, "steps",
+                           "ask for fewer steps")
+    if problems:
+        return config, problems
+    try:
+        cfg = parse_config(config)
+    except InputError as exc:
+        return config, [str(exc)]
+    return cfg.model_dump(mode="json"), path_errors(cfg, root)
+
+
+def _checked_so(name: str, config: dict, seed: int,
+                limits: PlanLimits) -> tuple[dict, list[str]]:
+    """SOCRATES or solver settings through their schema, or what is wrong with them."""
+    problems = _over_limit("budget", config.get("budget"), limits.max_budget, "replications",
+                           "ask for less")
+    if problems:
+        return config, problems
+    try:
+        return _validate_so(name, config, seed), []
+    except (ValidationError, ValueError) as exc:
+        return config, [one_line(exc)]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -114,7 +114,7 @@ def _data(state: SocratesState, ctx: SocratesContext):
     cfg = _cfg(state)
     if "data" not in ctx.cache:
         ctx.cache["data"] = stages.collect(real_problem(state, ctx), cfg.data_budget,
-                                           cfg.reps_per_design, cfg.seed)
+                                           cfg.reps_per_design, cfg.seed, cfg.data_box_width)
     return ctx.cache["data"]
 
 

@@ -34,6 +34,11 @@ class SocratesConfig(BaseModel):
         "most of its gap at 20% budgets; see bench/results/socrates_vs_baselines.md).",
     )
     reps_per_design: int = Field(5, ge=2, le=1000, description="Replications per data design.")
+    data_box_width: float = Field(
+        1.0, gt=0, le=100,
+        description="Where the data designs go on unbounded sides: x0 ± width · max(1, |x0|) "
+        "(finite bounds are kept); see simopt/socrates/data.py for why local.",
+    )
     n_replicas: int = Field(3, ge=1, le=20, description="Replicas kept in the ensemble (top K).")
     use_skeleton: bool = Field(True, description="Guide replicas by the causal skeleton.")
     n_bootstrap: int = Field(

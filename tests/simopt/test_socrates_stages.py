@@ -292,3 +292,18 @@ def test_a_lattice_method_races_on_wide_unbounded_continuous_levels():
     summary = evaluate_portfolio([levels], [1.0], ["integer_local_search"], 40, macroreps=1,
                                  n_postreps=5)
     assert "integer_local_search" in summary.solvers
+
+
+def test_data_designs_stay_near_x0_on_unbounded_sides_and_fill_finite_bounds():
+    half_open = Problem.from_function(
+        "rate", "toy", [Variable("mu", 0.0, np.inf), Variable("a", -3.0, 7.0)],
+        lambda x, rng: {"objective": float(x[0] + x[1] + rng.normal())}, x0=[5.0, 1.0],
+    )
+    lo, hi = stages.data_box(half_open)
+    assert lo.tolist() == [0.0, -3.0] and hi.tolist() == [10.0, 7.0]  # [0, 2 x0]; bounds kept
+    data = stages.collect(half_open, 40, 5, seed=3)
+    assert data.designs.shape == (8, 2)
+    assert np.all(data.designs[:, 0] <= 10.0) and np.all(data.designs[:, 0] >= 0.0)
+    assert data.designs[:, 1].max() - data.designs[:, 1].min() > 5.0  # spread over [-3, 7]
+    wide = stages.collect(half_open, 40, 5, seed=3, box_width=10.0)
+    assert wide.designs[:, 0].max() > 10.0  # the tenfold box reaches much further

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from joblib import Parallel, delayed
+
 from core.errors import InputError
 from core.settings import load_settings
 
@@ -57,8 +59,6 @@ class LocalExecutor:
     def map(self, jobs: Sequence[Job]) -> list[Any]:
         if self.n_jobs == 1 or len(jobs) <= 1:
             return [fn(*args) for fn, args in jobs]
-        from joblib import Parallel, delayed
-
         try:
             return Parallel(n_jobs=self.n_jobs)(delayed(fn)(*args) for fn, args in jobs)
         except Exception:  # noqa: BLE001 - unpicklable user replicas: same results, one core
@@ -73,7 +73,7 @@ def connect_ray(address: str | None = None) -> Any:
     Raises:
         InputError: ray is not installed, or the cluster cannot be reached.
     """
-    try:
+    try:  # here, not at the top: ray is an optional dependency (the `ray` extra)
         import ray
     except ImportError:
         raise InputError(

@@ -42,7 +42,7 @@ from simopt import get_problem
 from simopt import socrates as stages
 from simopt.journal import JournaledProblem
 from simopt.problem import Problem
-from simopt.schedule import Schedule
+from simopt.schedule import Schedule, Segment
 from simopt.solvers.base import History, Trajectory
 
 # ---- helpers: problem, data, ensemble -----------------------------------------------------------
@@ -290,34 +290,46 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
     if not tried:
         tried = stages.singles(summary, names, cfg.score, cfg.robustness)
     if cfg.composition == "best_single":
-        best = stages.compose.best(tried)
+        best, why = _choose(tried, cfg, weights)
         _emit("meta_optimize", round=cfg.rounds, schedule=Schedule.from_json(best).describe())
-        return {"tried": tried, "round": cfg.rounds, "schedule": best,
+        return {"tried": tried, "round": cfg.rounds, "schedule": best, "choice": why,
                 "events": [{"node": "meta_optimize", "composition": "best_single",
-                            "schedule": Schedule.from_json(best).describe()}]}
+                            "schedule": Schedule.from_json(best).describe(), "choice": why}]}
     sched, info = propose_schedule(
-        state["problem"], summary, [tuple(t) for t in tried], llm=_llm(state, ctx), score=cfg.score,
-        allowed=names,
+        state["problem"], summary, [(t[0], t[1]) for t in tried], llm=_llm(state, ctx),
+        score=cfg.score, allowed=names,
     )
     sched = cfg.with_options(sched)
-    known = next((t[1] for t in tried if Schedule.from_json(t[0]).describe()
+    known = next((t for t in tried if Schedule.from_json(t[0]).describe()
                   == sched.describe()), None)
-    score = known if known is not None else stages.compose.score(
-        sched, ens.replicas, weights, summary, _start(state, ctx), cfg.macroreps, cfg.seed,
-        cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
-    )
+    if known is None:
+        score, runs = stages.compose.score(
+            sched, ens.replicas, weights, summary, _start(state, ctx), cfg.macroreps, cfg.seed,
+            cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
+        )
+        tried = tried + [[sched.to_json(), score, runs]]
+    else:
+        score = known[1]
     _emit("meta_optimize", round=state["round"] + 1, schedule=sched.describe(), score=score)
-    tried_all = tried + ([[sched.to_json(), score]] if known is None else [])
-    best = stages.compose.best(tried_all)
+    best, why = _choose(tried, cfg, weights)
     return {
-        "tried": tried_all,
+        "tried": tried,
         "round": state["round"] + 1,
         "schedule": best,
+        "choice": why,
         "events": [{
             "node": "meta_optimize", "round": state["round"] + 1, "schedule": sched.describe(),
-            "score": score, "best": Schedule.from_json(best).describe(), **info,
+            "score": score, "best": Schedule.from_json(best).describe(), "choice": why, **info,
         }],
     }
+
+
+def _choose(tried: list[list], cfg: SocratesConfig, weights) -> tuple[dict, dict]:
+    """The schedule to run (:func:`simopt.socrates.compose.choose`), with the run's options."""
+    default = (Schedule([Segment(cfg.default_solver, 1.0)]).to_json()
+               if cfg.default_solver else None)
+    best, why = stages.compose.choose(tried, default, weights, cfg.macroreps, cfg.switch_alpha)
+    return cfg.with_options(Schedule.from_json(best)).to_json(), why
 
 
 def route_meta(state: SocratesState) -> Literal["meta_optimize", "approve"]:

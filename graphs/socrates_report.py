@@ -143,10 +143,17 @@ def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Pr
               _table(table), "## Schedules tried by the meta-optimizer", ""]
     from simopt.schedule import Schedule
 
-    for sched, score in state.get("tried", []):
-        lines.append(f"- {Schedule.from_json(sched).describe()}: score {score:.4f}")
+    for entry in state.get("tried", []):
+        lines.append(f"- {Schedule.from_json(entry[0]).describe()}: score {entry[1]:.4f}")
     if state.get("schedule"):
         lines += ["", f"Chosen: **{Schedule.from_json(state['schedule']).describe()}**"]
+        why = state.get("choice") or {}
+        if why.get("rule"):
+            test = (f" (best-scored {why['candidate']} vs default {why['default']}: mean "
+                    f"paired score difference {why['mean_difference']:+.4f}, one-sided p = "
+                    f"{why['p_value']:.3f}, level {why['alpha']})"
+                    if "p_value" in why else "")
+            lines.append(f"- rule: {why['rule']}{test}")
     lines += ["", "## Monitoring and re-plans", ""]
     mon = state.get("monitor") or {}
     if mon.get("calibration"):

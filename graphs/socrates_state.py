@@ -28,7 +28,8 @@ class SocratesState(TypedDict, total=False):
     data_used: int  # real replications spent on replica data
     ensemble: dict  # weights, scores and descriptions of the replicas
     portfolio: dict  # PortfolioSummary JSON on the replicas
-    tried: list  # [[schedule JSON, score], ...] scored by the meta-optimizer
+    tried: list  # [[schedule JSON, score, per-run scores], ...] scored on the replicas
+    choice: dict  # why the schedule was chosen (simopt.socrates.compose.choose)
     round: int  # meta-optimizer loop counter
     schedule: dict  # the best schedule so far (JSON)
     monitor: dict  # checkpoints, threshold and measured false-alarm rate of the monitor

@@ -279,10 +279,9 @@ def evaluate_portfolio(
     )
 
 
-def score_schedule(
+def schedule_curves(
     schedule: Schedule,
     replicas: Sequence[Problem],
-    weights: Sequence[float],
     refs: Sequence[tuple[float, float]],
     budget: int,
     x0: Sequence[float] | np.ndarray | None = None,
@@ -290,13 +289,14 @@ def score_schedule(
     seed: int = 0,
     n_postreps: int = 30,
     n_jobs: int = 1,
-    alpha: float = 0.1,
     grid: np.ndarray = DEFAULT_GRID,
     executor: str | Executor | None = None,
-) -> SolverSummary:
-    """Run a schedule on the ensemble and summarize it like a solver (same references).
+) -> np.ndarray:
+    """A schedule's gap curves on the ensemble, shape ``(n_replicas, macroreps, len(grid))``.
 
-    ``executor`` as in :func:`evaluate_portfolio`.
+    Run ``m`` on replica ``k`` uses seed ``seed + m``, as the race's solver runs do, so curves
+    of a schedule and of a solver are paired (common random numbers) run by run. ``refs`` are
+    the race's per-replica ``(f0_k, f*_k)``. ``executor`` as in :func:`evaluate_portfolio`.
     """
     run = get_executor(executor, n_jobs)
     start = _starts(replicas, x0)
@@ -318,5 +318,27 @@ def score_schedule(
         curves.append([
             gap_curve(t, values, f0, fstar, rep.sign, budget, grid) for t in runs
         ])
-    stats = _weighted_stats(np.asarray(curves), np.asarray(weights, dtype=float), alpha)
+    return np.asarray(curves)
+
+
+def score_schedule(
+    schedule: Schedule,
+    replicas: Sequence[Problem],
+    weights: Sequence[float],
+    refs: Sequence[tuple[float, float]],
+    budget: int,
+    x0: Sequence[float] | np.ndarray | None = None,
+    macroreps: int = 2,
+    seed: int = 0,
+    n_postreps: int = 30,
+    n_jobs: int = 1,
+    alpha: float = 0.1,
+    grid: np.ndarray = DEFAULT_GRID,
+    executor: str | Executor | None = None,
+) -> SolverSummary:
+    """Run a schedule on the ensemble and summarize it like a solver (same references;
+    the runs as in :func:`schedule_curves`)."""
+    curves = schedule_curves(schedule, replicas, refs, budget, x0, macroreps, seed, n_postreps,
+                             n_jobs, grid, executor)
+    stats = _weighted_stats(curves, np.asarray(weights, dtype=float), alpha)
     return SolverSummary(solver=schedule.describe(), **stats)

@@ -16,11 +16,32 @@ single solver enters the comparison with its score from the race (the same repli
 references as the schedules' scoring runs), so the chosen schedule is never predicted worse
 than the best single solver, and "best single solver on the replicas" is an ablation of the
 same pipeline.
+
+**The solver a user would run stays unless the replicas show better with confidence.** Six or
+so runs on three replicas fitted from a few dozen real replications are a noisy oracle: the
+best robust score among seven solvers and several schedules is often best by luck (the winner's
+curse again), and a wrong pick costs the whole budget. So a ``default`` schedule (by default
+Nelder–Mead alone, the best single solver on average in ``bench/results/simopt_portfolio.md``)
+plays the incumbent, as the incumbent design does in the final selection: the most preferred
+candidate ``c`` replaces it only if its per-run scores ``s_c(k, m)`` beat the default's
+``s_D(k, m)`` on the same runs (replica ``k``, seed ``m``: common random numbers) by a paired,
+one-sided, weighted t-test at level ``alpha``:
+
+    d_j = s_c(j) − s_D(j),  w_j ∝ weight of run j's replica,  d̄ = Σ w_j d_j,
+    n_eff = 1 / Σ w_j²,   s² = n_eff / (n_eff − 1) · Σ w_j (d_j − d̄)²,
+    switch  iff  d̄ / (s / sqrt(n_eff)) < −t_{1−alpha, n_eff − 1}
+
+(with equal weights this is the ordinary paired t-test). A candidate that is great on one
+replica and poor on another has a large ``s`` and does not switch, which is the robustness the
+issue asks for in the schedule's choice, measured run by run.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
+from scipy import stats as sps
 
 from simopt.schedule import Schedule, Segment
 
@@ -39,14 +60,27 @@ def robust_score(stats, grid, kind: str, robustness: float) -> float:
     return m + float(robustness) * (q - m)
 
 
+def run_scores(curves: np.ndarray, grid, kind: str) -> list[float]:
+    """The base score of every run, replica-major: ``curves`` has shape
+    ``(n_replicas, macroreps, len(grid))``; the result has ``n_replicas * macroreps`` entries."""
+    arr = np.asarray(curves, dtype=float)
+    g = np.asarray(grid)
+    return [base_score(c, g, kind) for c in arr.reshape(-1, arr.shape[-1])]
+
+
 def singles(summary, names, kind: str, robustness: float) -> list[list]:
-    """``[[schedule JSON, score], ...]`` for each single solver of ``names`` in the race."""
+    """``[[schedule JSON, score, run scores], ...]`` for each single solver of ``names`` in the
+    race (run scores: :func:`run_scores` of its race curves, empty when the summary has none)."""
     grid = np.asarray(summary.grid)
-    return [
-        [Schedule([Segment(n, 1.0)]).to_json(),
-         robust_score(summary.solvers[n], grid, kind, robustness)]
-        for n in names if n in summary.solvers
-    ]
+    out = []
+    for n in names:
+        if n not in summary.solvers:
+            continue
+        curves = summary.curves.get(n)
+        runs = run_scores(curves, grid, kind) if curves is not None and len(curves) else []
+        out.append([Schedule([Segment(n, 1.0)]).to_json(),
+                    robust_score(summary.solvers[n], grid, kind, robustness), runs])
+    return out
 
 
 def preference(entry: list) -> tuple:
@@ -68,12 +102,71 @@ def best_single(summary, names, kind: str, robustness: float) -> dict:
 
 
 def score(schedule: Schedule, replicas, weights, summary, x0, macroreps, seed, n_postreps,
-          n_jobs, executor, kind: str, robustness: float) -> float:
-    """Run ``schedule`` on the ensemble (as the race ran the solvers) and score it."""
-    from simopt.portfolio import score_schedule
+          n_jobs, executor, kind: str, robustness: float) -> tuple[float, list[float]]:
+    """Run ``schedule`` on the ensemble (as the race ran the solvers: same replicas, seeds and
+    references) and return its robust score and its per-run scores."""
+    from simopt.portfolio import _weighted_stats, schedule_curves
 
-    stats = score_schedule(
-        schedule, replicas, weights, summary.refs, summary.budget, x0=x0, macroreps=macroreps,
+    curves = schedule_curves(
+        schedule, replicas, summary.refs, summary.budget, x0=x0, macroreps=macroreps,
         seed=seed, n_postreps=n_postreps, n_jobs=n_jobs, executor=executor,
     )
-    return robust_score(stats, np.asarray(summary.grid), kind, robustness)
+    stats = SimpleNamespace(**_weighted_stats(curves, np.asarray(weights, dtype=float), 0.1))
+    grid = np.asarray(summary.grid)
+    return robust_score(stats, grid, kind, robustness), run_scores(curves, grid, kind)
+
+
+def paired_improvement(runs_c, runs_d, run_weights) -> tuple[float, float]:
+    """``(d̄, one-sided p)`` of the module docstring's weighted paired t-test of "candidate
+    better than default"; p = 1 when there is nothing to test (fewer than two paired runs)."""
+    c, d = np.asarray(runs_c, dtype=float), np.asarray(runs_d, dtype=float)
+    if c.shape != d.shape or c.size < 2:
+        return float("nan"), 1.0
+    w = np.asarray(run_weights, dtype=float)
+    w = w / w.sum()
+    diff = c - d
+    mean = float(np.sum(w * diff))
+    n_eff = 1.0 / float(np.sum(w**2))
+    if n_eff <= 1.0 + 1e-9:
+        return mean, 1.0
+    var = n_eff / (n_eff - 1.0) * float(np.sum(w * (diff - mean) ** 2))
+    se = np.sqrt(var / n_eff)
+    if se <= 1e-15:
+        return mean, 0.0 if mean < 0 else 1.0
+    return mean, float(sps.t.cdf(mean / se, df=n_eff - 1.0))
+
+
+def run_weights(weights, macroreps: int) -> list[float]:
+    """Each run's weight: its replica's weight shared by the replica's ``macroreps`` runs."""
+    return [float(w) / macroreps for w in weights for _ in range(macroreps)]
+
+
+def choose(tried: list[list], default: dict | None, weights, macroreps: int,
+           alpha: float) -> tuple[dict, dict]:
+    """The schedule to run and why (module docstring): the most preferred scored schedule,
+    unless ``default`` (a schedule JSON among ``tried``) is not beaten with confidence.
+
+    Returns ``(schedule JSON, info)``; ``info`` names the candidate, the default, the mean
+    paired difference of run scores and the test's p-value.
+    """
+    cand = min(tried, key=preference)
+    if default is None:
+        return cand[0], {"rule": "best score", "candidate": _describe(cand[0])}
+    entry = next((t for t in tried if _describe(t[0]) == _describe(default)), None)
+    if entry is None:  # the default was not raced (not capable, or not in the portfolio)
+        return cand[0], {"rule": "best score (the default was not raced)",
+                         "candidate": _describe(cand[0])}
+    info = {"candidate": _describe(cand[0]), "default": _describe(default)}
+    if entry is cand:
+        return cand[0], info | {"rule": "default is the best score"}
+    runs_c = cand[2] if len(cand) > 2 else []
+    runs_d = entry[2] if len(entry) > 2 else []
+    mean, p = paired_improvement(runs_c, runs_d, run_weights(weights, macroreps))
+    info |= {"mean_difference": mean, "p_value": p, "alpha": alpha}
+    if p < alpha:
+        return cand[0], info | {"rule": "candidate beats the default (paired test)"}
+    return entry[0], info | {"rule": "default kept: no significant improvement on the replicas"}
+
+
+def _describe(schedule_json: dict) -> str:
+    return Schedule.from_json(schedule_json).describe()

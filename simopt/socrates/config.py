@@ -89,6 +89,17 @@ class SocratesConfig(BaseModel):
         "solver stays a candidate); 'best_single': the best single solver on the replicas "
         "(an ablation).",
     )
+    default_solver: str | None = Field(
+        "nelder_mead",
+        description="The schedule a user would run anyway (this solver alone): it stays unless "
+        "a candidate beats it on the replicas by a paired one-sided test at switch_alpha "
+        "(simopt/socrates/compose.py). None: the best robust score wins outright (an ablation).",
+    )
+    switch_alpha: float = Field(
+        0.1, gt=0, le=1,
+        description="Level of the paired test a candidate schedule must pass to replace the "
+        "default (1 switches whenever the candidate's mean is lower).",
+    )
     max_replans: int = Field(2, ge=0, le=10, description="Re-plans allowed.")
     replan: bool = Field(True, description="Re-plan when the real system is significantly "
                          "worse than the replicas predicted.")
@@ -104,6 +115,13 @@ class SocratesConfig(BaseModel):
         if not v:
             raise ValueError("give at least one solver")
         return list(dict.fromkeys(v))
+
+    @field_validator("default_solver")
+    @classmethod
+    def _known_default(cls, v: str | None) -> str | None:
+        if v is not None and v not in solvers.names():
+            raise ValueError(f"unknown solver {v!r}; known: {solvers.names()}")
+        return v
 
     @field_validator("solver_options")
     @classmethod

@@ -307,3 +307,38 @@ def test_data_designs_stay_near_x0_on_unbounded_sides_and_fill_finite_bounds():
     assert data.designs[:, 1].max() - data.designs[:, 1].min() > 5.0  # spread over [-3, 7]
     wide = stages.collect(half_open, 40, 5, seed=3, box_width=10.0)
     assert wide.designs[:, 0].max() > 10.0  # the tenfold box reaches much further
+
+
+def test_the_paired_test_with_equal_weights_is_scipys_paired_t_test():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(4)
+    cand, default = rng.normal(0.3, 0.2, 6), rng.normal(0.5, 0.2, 6)
+    mean, p = stages.compose.paired_improvement(cand, default, [1.0] * 6)
+    ref = sps.ttest_rel(cand, default, alternative="less")
+    assert mean == pytest.approx(np.mean(cand - default))
+    assert p == pytest.approx(ref.pvalue, rel=1e-10)
+    # the weights' scale does not matter
+    assert stages.compose.paired_improvement(cand, default, [7.0] * 6)[1] == pytest.approx(p)
+
+
+def _entry(name, score, runs):
+    return [Schedule([Segment(name, 1.0)]).to_json(), score, list(runs)]
+
+
+def test_the_default_stays_unless_a_candidate_beats_it_with_confidence():
+    nm = Schedule([Segment("nelder_mead", 1.0)]).to_json()
+    w = [0.5, 0.3, 0.2]  # three replicas, two macro-replications each
+    # better on average, but only through one lucky replica: not significant
+    lucky = _entry("spsa", 0.20, [0.0, 0.05, 0.60, 0.55, 0.62, 0.58])
+    default = _entry("nelder_mead", 0.40, [0.45, 0.40, 0.42, 0.38, 0.40, 0.41])
+    chosen, why = stages.compose.choose([default, lucky], nm, w, 2, alpha=0.1)
+    assert chosen == nm and why["p_value"] > 0.1 and why["candidate"] == "spsa 100%"
+    # better on every run: it replaces the default
+    steady = _entry("cmaes", 0.30, [0.30, 0.28, 0.31, 0.29, 0.30, 0.27])
+    chosen, why = stages.compose.choose([default, steady], nm, w, 2, alpha=0.1)
+    assert chosen == steady[0] and why["p_value"] < 0.01
+    # no default (the ablation): the best score wins outright
+    assert stages.compose.choose([default, lucky], None, w, 2, alpha=0.1)[0] == lucky[0]
+    # a default that was not raced cannot be kept
+    assert stages.compose.choose([lucky, steady], nm, w, 2, alpha=0.1)[0] == lucky[0]

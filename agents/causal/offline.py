@@ -292,6 +292,10 @@ def _discover(b: _Build, text: TextEvidence, cols: dict[str, np.ndarray], sample
         ps = set(record_parents[n])
         if n not in exo:
             moving = decision_effects(n, cols, b.decisions)
+            if not moving:
+                # the design moves it (it is not design-independent), but no single decision's
+                # surface shows it (an effect confined to a corner): every decision may
+                moving = {d for d in b.decisions if usable(cols[d])}
             via = [p for p in ps if p not in exo]
             for d in sorted(moving):
                 if via and mediated(n, d, via, sorted(moving - {d}), cols):

@@ -154,15 +154,40 @@ def _as_structures(skeleton, problem: Problem, data: ReplicaData) -> list[Struct
     return out
 
 
-def _holdout_split(n_designs: int, fraction: float, rng: np.random.Generator):
+def _holdout_split(n_designs: int, fraction: float, rng: np.random.Generator,
+                   order: np.ndarray | None = None):
+    """``(train, held)`` design indices; x0 (design 0) always trains.
+
+    With ``order`` (design indices from best to worst real mean), half the held-out designs
+    are drawn from the best third (x0 excepted) and the rest from the others, so the score sees
+    the region a search will end up in, not only the bulk of a space-filling design.
+    """
     n_hold = int(round(fraction * n_designs))
     n_hold = min(max(2, n_hold), n_designs - 2)
     if n_hold < 1:
         raise InputError(f"need at least 3 designs to hold some out, got {n_designs}")
-    # x0 (design 0) always stays in the training set.
-    held = np.sort(rng.choice(np.arange(1, n_designs), size=n_hold, replace=False))
+    if order is None:
+        held = rng.choice(np.arange(1, n_designs), size=n_hold, replace=False)
+    else:
+        ranked = [int(j) for j in order if j != 0]
+        top = ranked[: max(1, len(ranked) // 3)]
+        n_top = min(len(top), (n_hold + 1) // 2)
+        first = rng.choice(top, size=n_top, replace=False)
+        rest = [j for j in ranked if j not in set(first.tolist())]
+        held = np.concatenate([first, rng.choice(rest, size=n_hold - n_top, replace=False)])
+    held = np.sort(held.astype(int))
     train = np.setdiff1d(np.arange(n_designs), held)
     return train, held
+
+
+def incumbent_weights(held_means: np.ndarray, minimize: bool) -> np.ndarray:
+    """Weights of the held-out designs in the score: ``0.5 ** (rank / h)`` by real mean (best
+    rank 0), half-life ``h = max(1, n / 4)``, normalized to mean 1: the designs near the
+    incumbents count most, every design counts."""
+    key = held_means if minimize else -held_means
+    rank = np.argsort(np.argsort(key, kind="stable"), kind="stable")
+    w = 0.5 ** (rank / max(1.0, held_means.size / 4))
+    return w / w.mean()
 
 
 def fit_ensemble(
@@ -181,6 +206,7 @@ def fit_ensemble(
     box_width: float = DEFAULT_BOX_WIDTH,
     score: Literal["mse", "standardized"] = "standardized",
     collapse: bool = True,
+    focus: Literal["incumbents", "uniform"] = "incumbents",
 ) -> ReplicaEnsemble:
     """Learn a weighted ensemble of digital replicas of ``problem``.
 
@@ -214,6 +240,10 @@ def fit_ensemble(
         collapse: also multi-start each skeleton's collapsed variant
             (:meth:`StructureSpec.collapsed`: stochastic nodes regressed on ``x`` only, formulas
             and latents kept); the held-out score decides which variant is kept.
+        focus: ``"incumbents"`` (default) holds out designs from the best third by real mean
+            as well as from the rest and weights each held-out design's error by
+            :func:`incumbent_weights` (the designs that matter to a search count most);
+            ``"uniform"`` holds out at random and weights every design alike.
 
     Returns:
         The ensemble, with ``.replicas``, ``.weights``, ``.real_evaluations_used``, ``.data``
@@ -245,9 +275,16 @@ def fit_ensemble(
             structures = structures + extra
         classes = tuple(model_classes or SKELETON_MODEL_CLASSES)
         labels = [s.label for s in structures]
-    train_idx, held_idx = _holdout_split(len(data.designs), holdout_fraction, rng)
+    if focus not in ("incumbents", "uniform"):
+        raise InputError(f"focus must be 'incumbents' or 'uniform', got {focus!r}")
+    means = data.design_means()
+    order = np.argsort(means if problem.minimize else -means, kind="stable")
+    train_idx, held_idx = _holdout_split(len(data.designs), holdout_fraction, rng,
+                                         order if focus == "incumbents" else None)
     train, held = data.subset(train_idx), data.subset(held_idx)
     held_means = held.design_means()
+    held_w = (incumbent_weights(held_means, problem.minimize) if focus == "incumbents"
+              else np.ones(held_means.size))
     # Squared standard error of each held-out design's real mean (for score="standardized").
     held_se2 = np.array([
         np.var(held.objective[held.design_index == j], ddof=1) / np.sum(held.design_index == j)
@@ -275,7 +312,8 @@ def fit_ensemble(
                 pred = np.array([replica.mean_objective(x, SCORING_REPS, 0)
                                  for x in held.designs])
                 sq = (pred - held_means) ** 2
-                mse = float(np.mean(sq / held_se2 if score == "standardized" else sq))
+                mse = float(np.mean(held_w * (sq / held_se2 if score == "standardized"
+                                              else sq)))
                 candidates.append(Candidate(labels[si], si, classes[mc], b,
                                             mse if np.isfinite(mse) else np.inf))
     ranked = sorted((c for c in candidates if np.isfinite(c.mse)), key=lambda c: c.mse)

@@ -190,6 +190,10 @@ def models_markdown(models: dict[str, str], entries: list[dict],
                     fallbacks: dict[str, list[str]], replayed: dict[str, int] | None = None) -> str:
     """Which model answered which role, how its calls went, and each fallback said once.
 
+    A model call *parsed* when its reply was a valid instance of the schema (first try, or
+    after a JSON repair prompt); the role's own validator may still refuse it (a cycle, an
+    unknown solver), and a role *fell back* when its offline policy answered instead.
+
     Args:
         models: ``{role: backend}`` (``agents.llm.models_by_role``).
         entries: the run's LLM journal (``agents.llm.read_journal``): every model call of the
@@ -202,8 +206,8 @@ def models_markdown(models: dict[str, str], entries: list[dict],
     calls = journal_summary(entries)
     replayed = replayed or {}
     lines = ["## Language models", "",
-             "| role | asked | model calls | valid first try | after repair | failed | "
-             "fell back | replayed on resume | answered by |", "|---" * 9 + "|"]
+             "| role | asked | model calls | parsed first try | parsed after repair | failed | "
+             "role fell back | replayed on resume | answered by |", "|---" * 9 + "|"]
     for role, asked in models.items():
         row = calls.get(role)
         fell = len(fallbacks.get(role, [])) + (row["fallback"] if row else 0)
@@ -226,6 +230,20 @@ def models_markdown(models: dict[str, str], entries: list[dict],
         lines += ["", "Calls the offline policy answered instead (each said once):", "",
                   *list(dict.fromkeys(said))]
     return "\n".join(lines) + "\n"
+
+
+def entries_from_calls(calls: list[Any]) -> list[dict]:
+    """Journal-like entries (see :func:`models_markdown`) from a backend's ``call_log``, for a
+    command that keeps no journal (``socrates ask``); offline calls are left out."""
+    out = []
+    for c in calls:
+        if c.backend == "offline" or c.outcome == "replayed":
+            continue
+        out.append({"role": c.role, "outcome": c.outcome, "latency_s": c.latency_s,
+                    "asked": f"{c.backend}:{c.model}" + (f"@{c.base_url}" if c.base_url else ""),
+                    "reason": c.error if c.outcome == "fallback" else None,
+                    "error": c.error if c.outcome == "failed" else None})
+    return out
 
 
 def socrates_llm_section(state: dict, result: dict, run_dir: Any, llm: Any) -> str:

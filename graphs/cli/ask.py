@@ -17,6 +17,7 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from agents.llm import models_by_role
 from agents.planner import estimate_resources, run_key
 from core.errors import InputError
 from graphs.cli.common import console, console_err, print_json
@@ -36,6 +37,12 @@ def ask(
     workers: int = typer.Option(
         None, "--workers", min=1, help="Concurrent training runs (default: CPU cores)."
     ),
+    llm_spec: str = typer.Option(None, "--llm", help="Model for the planner: offline or "
+                                 "openai:MODEL (default: the SOCRATES_LLM setting)."),
+    llm_roles: list[str] = typer.Option(
+        None, "--llm-role", help="One role's model: ROLE=SPEC[,key=value...], e.g. "
+        "planner=openai:small,base_url=http://127.0.0.1:8080/v1,temperature=0 (repeatable; "
+        "over socrates.toml's [llm_roles.ROLE])."),
 ) -> None:
     """Turn a request into validated runs, ask for approval, launch and compare them."""
     # Imported here, not at the top: the planner graph brings langgraph and scipy.stats, +2.4 s
@@ -49,11 +56,13 @@ def ask(
                          "MallowsPO with DPO on the dispersion bandit with 2 seeds\"")
     settings = load_settings()
     default_values = _parse_defaults(defaults or [])
-    llm = build_llm(settings)  # the settings' model, per-role models and timeouts
+    # the settings' model, per-role models and timeouts, with --llm / --llm-role over them
+    llm = build_llm(settings, llm=llm_spec, role_options=llm_roles or [])
     plan = make_plan(request, llm, max_workers=workers, defaults=default_values)
     estimate = estimate_resources(plan, workers) if plan.runs else None
+    models = models_by_role(llm, ["planner"])
     if json_out and (dry_run or not plan.ok):
-        print_json({"plan": plan, "estimate": estimate, "launched": False})
+        print_json({"plan": plan, "estimate": estimate, "launched": False, "models": models})
     if not plan.ok:
         raise InputError(f"cannot run this request: {plan.problem_line()}")
     if not dry_run and not yes and not sys.stdin.isatty():
@@ -61,6 +70,8 @@ def ask(
                          "to launch these runs (or --dry-run to see the plan)")
     if not json_out:
         _print_plan(plan, estimate)
+        console.print(f"planner: {_answered_by(plan, models['planner'])}", markup=False,
+                      soft_wrap=True)
     if dry_run:
         return
 
@@ -87,10 +98,11 @@ def ask(
             console.print(f"nothing launched: {state['refused']}", markup=False)
         return
     report = state["report"]
+    _append_models(report["path"], plan, llm, models)
     if json_out:
         print_json({"plan": state["plan"], "estimate": state["estimate"], "launched": True,
                     "thread_id": thread_id, "plan_dir": state["plan_dir"],
-                    "finished": state["finished"], "report": report})
+                    "finished": state["finished"], "report": report, "models": models})
         return
     console.print(report["markdown"], markup=False, highlight=False, soft_wrap=True)
     for line in report["failures"]:
@@ -98,6 +110,29 @@ def ask(
     if report["plot"]:
         console.print(f"plot: {report['plot']}", markup=False, soft_wrap=True)
     console.print(f"report: {report['path']}", markup=False, soft_wrap=True)
+
+
+def _answered_by(plan: Any, asked: str) -> str:
+    """Who wrote the plan: the offline parser, the model, or the parser after the model."""
+    from agents.planner import FALLBACK_NOTE
+
+    if asked == "offline":
+        return "offline parser (rules)"
+    if any(n.startswith(FALLBACK_NOTE) for n in plan.notes):
+        return f"{asked} failed; the offline parser wrote this plan (see the note)"
+    return asked
+
+
+def _append_models(path: str, plan: Any, llm: Any, models: dict[str, str]) -> None:
+    """Add which model answered the planner, and its fallback said once, to the report."""
+    from agents.planner import FALLBACK_NOTE
+    from agents.reporter import entries_from_calls, models_markdown
+
+    fallbacks = {"planner": [n for n in plan.notes if n.startswith(FALLBACK_NOTE)]}
+    section = models_markdown(models, entries_from_calls(getattr(llm, "call_log", [])),
+                              fallbacks)
+    with open(path, "a") as f:
+        f.write("\n" + section)
 
 
 def _parse_defaults(items: list[str]) -> dict[str, Any]:

@@ -156,6 +156,7 @@ def unfinished_runs(runs_dir: Path, problem_name: str, seed: int) -> list[Path]:
 def run_socrates_cli(
     problem_spec: str, budget: int | None, seed: int, progress: bool, llm: str | None,
     approve: bool, rounds: int, runs_dir: Path | None = None, resume: Path | None = None,
+    llm_roles: list[str] | None = None,
 ) -> dict:
     """SOCRATES on a problem with progress bars; returns the summary (and writes the folder).
 
@@ -165,8 +166,10 @@ def run_socrates_cli(
     paid for is replayed from the journal, so nothing is simulated twice and the result equals
     an uninterrupted run with the same seed.
     """
+    from agents.llm import models_by_role
+    from agents.reporter import SOCRATES_ROLES
     from graphs.checkpointing import sqlite_checkpointer
-    from graphs.settings import load_settings
+    from graphs.settings import build_llm, load_settings
     from graphs.socrates import load_problem, run_socrates
 
     settings = load_settings()
@@ -181,6 +184,7 @@ def run_socrates_cli(
             raise InputError(f"the run in {folder} has finished: see {folder}/report.md")
         problem_spec, budget, seed = started["problem"], started["budget"], started["seed"]
         llm, approve, rounds = started["llm"], started["approve"], started["rounds"]
+        llm_roles = started.get("llm_roles") or []
         problem = load_problem(problem_spec)
     else:
         problem = load_problem(problem_spec)
@@ -201,10 +205,13 @@ def run_socrates_cli(
             path, factory = spec.split(":", 1)
             spec = f"{Path(path).resolve()}:{factory}"
         (folder / CLI_CONFIG).write_text(json.dumps(
-            {"problem": spec, "budget": budget, "seed": seed, "llm": llm, "approve": approve,
-             "rounds": rounds}, indent=2))
+            {"problem": spec, "budget": budget, "seed": seed, "llm": llm,
+             "llm_roles": list(llm_roles or []), "approve": approve, "rounds": rounds},
+            indent=2))
+    # the settings' model and per-role models, with --llm / --llm-role over them; a resumed
+    # run uses the options it was started with (its LLM journal replays what was answered)
+    backend = build_llm(settings, llm=llm, role_options=llm_roles or [])
     (folder / STATUS).write_text(json.dumps({"status": "running"}))
-    llm_spec = llm or settings.llm
 
     def ask(request: dict) -> bool:
         console.print(f"schedule: {request['schedule']} for {request['budget']} real "
@@ -213,7 +220,7 @@ def run_socrates_cli(
 
     t0 = time.perf_counter()
     kwargs = dict(seed=seed, run_dir=folder, approve=approve, rounds=rounds,
-                  approve_fn=ask, llm=None if llm_spec == "offline" else llm_spec,
+                  approve_fn=ask, llm=backend,
                   checkpointer=sqlite_checkpointer(folder / "checkpoints.sqlite"),
                   thread_id="cli")
     if progress:
@@ -241,6 +248,7 @@ def run_socrates_cli(
         "status": res.state.get("result", {}).get("status"),
         "schedule": res.schedule.describe() if res.schedule else None,
         "replans": res.replans, "budget_used": res.budget_used,
+        "models": models_by_role(backend, list(SOCRATES_ROLES)),
     }
     if res.best_x is not None:
         post = problem.simulate(res.best_x, N_POSTREPS, seed=POSTREP_SEED).mean
@@ -268,6 +276,11 @@ def optimize(
                                 "again."),
     llm: str = typer.Option(None, "--llm", help="LLM for SOCRATES: offline or openai:MODEL "
                             "(default: the SOCRATES_LLM setting)."),
+    llm_roles: list[str] = typer.Option(
+        None, "--llm-role", help="One role's model: ROLE=SPEC[,key=value...], e.g. "
+        "causal_skeleton=openai:big,base_url=http://gpu:8000/v1,temperature=0.2 (repeatable; "
+        "roles causal_skeleton, meta_optimizer, reporter; over socrates.toml's "
+        "[llm_roles.ROLE])."),
     approve: bool = typer.Option(False, "--approve", help="SOCRATES: ask before running the "
                                  "schedule on the real system."),
     rounds: int = typer.Option(4, "--rounds", min=1, max=20, help="SOCRATES: meta-optimizer "
@@ -284,9 +297,10 @@ def optimize(
 ) -> None:
     """Optimize a problem with SOCRATES (or one solver) and save the run folder."""
     if resume is not None:
-        if problem is not None or problem_file is not None or solver is not None:
+        if (problem is not None or problem_file is not None or solver is not None
+                or llm is not None or llm_roles):
             raise InputError("--resume RUN_DIR continues a run as it was started: give no "
-                             "--problem, --problem-file or --solver with it")
+                             "--problem, --problem-file, --solver, --llm or --llm-role with it")
         method = "socrates"
     elif (problem is None) == (problem_file is None):
         raise InputError("give exactly one of --problem NAME or --problem-file FILE.py:factory")
@@ -301,7 +315,7 @@ def optimize(
     if method == "socrates":
         summary = run_socrates_cli(problem or problem_file, budget, seed,
                                    progress and not json_out, llm, approve, rounds,
-                                   resume=resume)
+                                   resume=resume, llm_roles=llm_roles)
         if json_out:
             print_json(summary)
             return
@@ -319,6 +333,11 @@ def optimize(
                               f"{summary['terminal_gap']:.4f}", markup=False)
         else:
             console.print(f"status: {summary['status']} (nothing run on the real system)")
+        if any(m != "offline" for m in summary["models"].values()):
+            console.print("models: " + ", ".join(f"{r}={m}" for r, m in
+                                                 summary["models"].items())
+                          + " (who answered each call: report.md)", markup=False,
+                          soft_wrap=True)
         console.print(f"run folder: {summary['run_dir']} ({summary['wall_s']} s)",
                       markup=False, highlight=False)
         return

@@ -14,7 +14,9 @@ second solver removes the same *fraction* of the remaining gap as it does from `
 pairs over split points, ranks them by the predicted score, and each round proposes the best
 candidate not yet scored, refining the split of the best scored pair once the ranking's head
 has been tried. The loop scores every proposal by simulation on the replicas, so a wrong
-prediction costs one round, never the result.
+prediction costs one round, never the result. A candidate is proposed only if its prediction
+beats the prediction for the best schedule scored so far; when none does, the policy answers
+with that schedule (already scored: the round costs no replica runs).
 
 Ties (predicted scores within ``TIE`` of each other) happen when the replicas cannot tell
 solvers apart, typically at a re-plan started from an incumbent that no solver improves on the
@@ -208,10 +210,21 @@ def offline_meta_optimizer(messages, schema, context) -> ScheduleProposal:
             for d in (-0.1, 0.1, -0.05, 0.05):
                 if 0.05 <= s + d <= 0.95:
                     ranked.insert(3, [(best[0]["solver"], s + d), (best[1]["solver"], 1 - s - d)])
+    # a candidate must be predicted to beat the best schedule scored so far (its prediction on
+    # the same scale); one that only ties it (e.g. a second stage after a first that already
+    # reaches gap 0) would cost a round of replica runs to learn nothing
+    bar = np.inf
+    if tried:
+        head = min(tried, key=lambda t: t[1])[0]["segments"]
+        segs = [(g["solver"], g["fraction"]) for g in head if g["solver"] in summary.solvers]
+        if len(segs) == len(head):
+            bar = score_curve(predict_curve(segs, summary), grid, kind) - TIE
     for cand in ranked:
         sched = _as_json(cand)
         if not any(_same(sched, t[0]) for t in tried):
             pred = score_curve(predict_curve(cand, summary), grid, kind)
+            if pred >= bar:
+                continue
             return ScheduleProposal(
                 segments=[SegmentProposal(solver=n, fraction=f) for n, f in cand],
                 rationale=(
@@ -223,7 +236,8 @@ def offline_meta_optimizer(messages, schema, context) -> ScheduleProposal:
     return ScheduleProposal(
         segments=[SegmentProposal(**{k: s[k] for k in ("solver", "fraction")})
                   for s in best["segments"]],
-        rationale="offline search: every candidate scored; keeping the best",
+        rationale="offline search: no unscored candidate is predicted to beat the best scored "
+        "schedule; keeping it",
     )
 
 

@@ -53,12 +53,26 @@ def test_offline_search_prefers_the_composite_and_skips_tried():
                              GRID, "mixed")
     for single in ("random_search", "nelder_mead"):
         assert pred_first < score_curve(np.asarray(s.solvers[single].mean), GRID, "mixed")
-    tried = [({"segments": [g.model_dump() | {"options": {}} for g in first.segments],
-               "final_selection": 0.0}, 0.3)]
+    as_tried = {"segments": [g.model_dump() | {"options": {}} for g in first.segments],
+                "final_selection": 0.0}
+    single = {"segments": [{"solver": "nelder_mead", "fraction": 1.0, "options": {}}],
+              "final_selection": 0.0}
+    # the composite scored worse than a single solver on the replicas: another candidate
+    # predicted to beat that single is proposed, never the tried composite again
+    tried = [(single, 0.25), (as_tried, 0.3)]
     second = offline_meta_optimizer([], ScheduleProposal, {**ctx, "tried": tried})
-    assert [(g.solver, round(g.fraction, 6)) for g in second.segments] != [
-        (g.solver, round(g.fraction, 6)) for g in first.segments
-    ]
+    pair = [(g.solver, round(g.fraction, 6)) for g in second.segments]
+    assert pair != [(g.solver, round(g.fraction, 6)) for g in first.segments]
+    assert score_curve(predict_curve([(g.solver, g.fraction) for g in second.segments], s),
+                       GRID, "mixed") < score_curve(np.asarray(s.solvers["nelder_mead"].mean),
+                                                    GRID, "mixed")
+    # the composite is the best scored and no candidate is predicted to beat it: the policy
+    # keeps it (already scored, so the round costs no replica runs)
+    third = offline_meta_optimizer([], ScheduleProposal,
+                                   {**ctx, "tried": [(single, 0.4), (as_tried, 0.3)]})
+    assert [(g.solver, g.fraction) for g in third.segments] == [
+        (g.solver, g.fraction) for g in first.segments]
+    assert "keeping it" in third.rationale
 
 
 def test_validation_names_what_to_fix():

@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -93,17 +94,40 @@ def _new_calls(llm: Any, start: int, role: str) -> list:
 # ---- one SOCRATES run per problem: skeleton, meta-optimizer, reporter -------------------------
 
 
+def _fresh(folder: Path) -> Path:
+    """An empty run folder: a folder left by an earlier bench would replay its journals."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
+def _gap(problem: Any, res: Any, budget: int) -> float:
+    """Terminal gap of a run's recommendation, post-replicated with CRN."""
+    traj = res.trajectory
+    traj.points.insert(0, (0, problem.project(problem.x0), float("nan")))
+    traj.budget = budget
+    f_star = float(problem.known_optimum[1])
+    f_x0 = problem.simulate(problem.x0, N_POSTREPS, seed=POSTREP_SEED).mean
+    ev = metrics.evaluate_run(problem, traj, f_star, f_x0=f_x0, n_postreps=N_POSTREPS,
+                              seed=POSTREP_SEED)
+    return float(ev["terminal_gap"])
+
+
 def socrates_rows(problem_name: str, backend: str, llm: Any, run_root: Path) -> list[dict]:
+    """One SOCRATES run with every role on ``llm``: skeleton, meta-optimizer and reporter rows,
+    the run's gap; for a model whose skeleton the run used, a second run with that skeleton
+    (replayed from the first run's LLM journal, no model call) and offline meta-optimizer."""
     from agents.causal import CausalSkeleton, skeleton_metrics
-    from agents.reporter import narrate, socrates_facts, validate_narrative
+    from agents.llm import OfflineLLM, RoleRouter, read_journal
+    from agents.reporter import RunNarrative, socrates_facts, validate_narrative
     from graphs.socrates import run_socrates
 
     problem = get_problem(problem_name)
     budget = max(60, int(problem.default_budget * BUDGET_FRACTION))
     start = len(llm.call_log) if hasattr(llm, "call_log") else 0
+    run_dir = _fresh(run_root / f"{problem_name}-{backend}")
     t0 = time.perf_counter()
-    res = run_socrates(problem, budget, llm=llm, seed=0,
-                       run_dir=run_root / f"{problem_name}-{backend}", **SOCRATES_CFG)
+    res = run_socrates(problem, budget, llm=llm, seed=0, run_dir=run_dir, **SOCRATES_CFG)
     wall = time.perf_counter() - t0
     log = llm.call_log if hasattr(llm, "call_log") else []
     rows = []
@@ -118,7 +142,8 @@ def socrates_rows(problem_name: str, backend: str, llm: Any, run_root: Path) -> 
                if problem.true_skeleton is not None else {})
     rows.append({"role": "causal_skeleton", "backend": backend, "case": problem_name,
                  "outcome": _classify(fell, sk_calls, repairs),
-                 "latency_s": [c.latency_s for c in sk_calls], **quality})
+                 "latency_s": [c.latency_s for c in sk_calls], **quality,
+                 "fallback": next((n for n in notes if n.startswith("fallback")), None)})
     # meta-optimizer (one row per round)
     meta = [e for e in res.state["events"] if e["node"] == "meta_optimize"
             and "composition" not in e]
@@ -131,28 +156,42 @@ def socrates_rows(problem_name: str, backend: str, llm: Any, run_root: Path) -> 
                                           int(e.get("repairs") or 0)),
                      "latency_s": [c.latency_s for c in calls], "schedule": e.get("schedule"),
                      "fallback": e.get("fallback")})
-    # the run's outcome (terminal gap of its recommendation)
-    traj = res.trajectory
-    traj.points.insert(0, (0, problem.project(problem.x0), float("nan")))
-    traj.budget = budget
-    f_star = float(problem.known_optimum[1])
-    f_x0 = problem.simulate(problem.x0, N_POSTREPS, seed=POSTREP_SEED).mean
-    ev = metrics.evaluate_run(problem, traj, f_star, f_x0=f_x0, n_postreps=N_POSTREPS,
-                              seed=POSTREP_SEED)
     rows.append({"role": "socrates_run", "backend": backend, "case": problem_name,
-                 "terminal_gap": float(ev["terminal_gap"]), "budget": budget,
+                 "terminal_gap": _gap(problem, res, budget), "budget": budget,
                  "budget_used": res.budget_used, "wall_s": wall,
                  "schedule": res.schedule.describe() if res.schedule else None})
-    # reporter on that run
-    rep_start = len(log)
+    # reporter: the run's own report asked it (the journal holds its answer)
     facts = socrates_facts(res, llm)
-    ans = narrate(facts, llm)
-    rep_calls = _new_calls(llm, rep_start, "reporter") if log else []
-    rows.append({"role": "reporter", "backend": backend, "case": problem_name,
-                 "outcome": ans.outcome if backend != "offline" else "first_try",
-                 "latency_s": [c.latency_s for c in rep_calls],
-                 "shown_ok": validate_narrative(ans.value, facts) == [],
-                 "model_text_shown": not ans.fell_back and backend != "offline"})
+    said = [e for e in read_journal(run_dir / "llm_journal.jsonl") if e["role"] == "reporter"]
+    if said:
+        entry = said[-1]
+        shown = RunNarrative.model_validate(entry["value"])
+        rows.append({"role": "reporter", "backend": backend, "case": problem_name,
+                     "outcome": entry["outcome"], "latency_s": [entry.get("latency_s") or 0.0],
+                     "shown_ok": validate_narrative(shown, facts) == [],
+                     "model_text_shown": entry["outcome"] != "fallback",
+                     "fallback": entry.get("reason")})
+    else:  # an offline reporter is not journaled: its template is what the report shows
+        from agents.reporter import narrate
+
+        ans = narrate(facts, OfflineLLM())
+        rows.append({"role": "reporter", "backend": backend, "case": problem_name,
+                     "outcome": "first_try", "latency_s": [],
+                     "shown_ok": validate_narrative(ans.value, facts) == [],
+                     "model_text_shown": False})
+    if backend != "offline" and not fell:  # the model's skeleton alone against the offline
+        sk_dir = _fresh(run_root / f"{problem_name}-{backend}-skeleton-only")
+        sk_dir.mkdir(parents=True)
+        shutil.copy(run_dir / "llm_journal.jsonl", sk_dir / "llm_journal.jsonl")
+        only = RoleRouter(OfflineLLM(), {"causal_skeleton": llm})
+        before = len(log)
+        res2 = run_socrates(problem, budget, llm=only, seed=0, run_dir=sk_dir, **SOCRATES_CFG)
+        assert len(llm.call_log) == before, "the skeleton must be replayed, not asked again"
+        assert res2.state["skeleton"]["edges"] == res.state["skeleton"]["edges"]
+        rows.append({"role": "socrates_run", "backend": f"{backend}: skeleton only",
+                     "case": problem_name, "terminal_gap": _gap(problem, res2, budget),
+                     "budget": budget, "budget_used": res2.budget_used,
+                     "schedule": res2.schedule.describe() if res2.schedule else None})
     return rows
 
 
@@ -184,7 +223,9 @@ def planner_rows(backend: str, llm: Any) -> list[dict]:
         rows.append({"role": "planner", "backend": backend, "case": request,
                      "outcome": _classify(fell, calls) if backend != "offline" else "first_try",
                      "latency_s": [c.latency_s for c in calls],
-                     "right_plan": _plan_matches(plan, expected)})
+                     "right_plan": _plan_matches(plan, expected),
+                     "fallback": next((n for n in plan.notes if n.startswith(FALLBACK_NOTE)),
+                                      None)})
     return rows
 
 
@@ -209,9 +250,28 @@ def _outcome(role: str, rows: list[dict], all_rows: list[dict], backend: str) ->
         rs = [r for r in rows if "precision" in r]
         if not rs:
             return "-"
-        return (f"precision {np.mean([r['precision'] for r in rs]):.2f}, recall "
-                f"{np.mean([r['recall'] for r in rs]):.2f}, SHD "
+        text = (f"skeleton the run used: precision {np.mean([r['precision'] for r in rs]):.2f}, "
+                f"recall {np.mean([r['recall'] for r in rs]):.2f}, SHD "
                 f"{np.mean([r['shd'] for r in rs]):.1f} ({len(rs)} problems)")
+        if backend == "offline":
+            return text
+        own = [r for r in rs if r["outcome"] != "fallback"]
+        if own:
+            text += (f"; the model's own skeletons ({len(own)}): precision "
+                     f"{np.mean([r['precision'] for r in own]):.2f}, recall "
+                     f"{np.mean([r['recall'] for r in own]):.2f}")
+        mine = {r["case"]: r["terminal_gap"] for r in all_rows
+                if r["role"] == "socrates_run" and r["backend"] == f"{backend}: skeleton only"}
+        base = {r["case"]: r["terminal_gap"] for r in all_rows
+                if r["role"] == "socrates_run" and r["backend"] == "offline"}
+        common = sorted(set(mine) & set(base))
+        if common:
+            text += (f"; SOCRATES gap with the model's skeleton (meta-optimizer offline) "
+                     f"{np.mean([mine[c] for c in common]):.3f} vs the offline skeleton's "
+                     f"{np.mean([base[c] for c in common]):.3f} on those {len(common)}")
+        else:
+            text += "; the model's skeleton was never used (every one fell back)"
+        return text
     if role == "meta_optimizer":
         mine = {r["case"]: r["terminal_gap"] for r in all_rows
                 if r["role"] == "socrates_run" and r["backend"] == backend}
@@ -256,24 +316,41 @@ def table(rows: list[dict], backends: list[str]) -> str:
 
 def per_problem(rows: list[dict], backends: list[str]) -> str:
     probs = sorted({r["case"] for r in rows if r["role"] == "socrates_run"})
-    head = "| problem | " + " | ".join(f"{b}: gap / skeleton P,R / schedule" for b in backends)
-    lines = [head + " |", "|---" * (len(backends) + 1) + "|"]
+    cols = [b for b in backends] + [f"{b}: skeleton only" for b in backends if b != "offline"]
+    head = "| problem | " + " | ".join(
+        f"{b}: gap" + ("" if "only" in b else " / skeleton P,R (outcome) / schedule")
+        for b in cols)
+    lines = [head + " |", "|---" * (len(cols) + 1) + "|"]
     for p in probs:
         cells = []
-        for b in backends:
+        for b in cols:
             run = next((r for r in rows if r["role"] == "socrates_run" and r["backend"] == b
                         and r["case"] == p), None)
+            if run is None:
+                cells.append("-" if "only" not in b else "- (fell back)")
+                continue
+            if "only" in b:
+                cells.append(f"{run['terminal_gap']:.3f}")
+                continue
             sk = next((r for r in rows if r["role"] == "causal_skeleton" and r["backend"] == b
                        and r["case"] == p), None)
-            if run is None:
-                cells.append("-")
-                continue
             pr = (f"{sk['precision']:.2f},{sk['recall']:.2f}" if sk and "precision" in sk
                   else "-")
             cells.append(f"{run['terminal_gap']:.3f} / {pr} ({sk['outcome'] if sk else '-'}) / "
                          f"{run['schedule']}")
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def fallbacks(rows: list[dict], backends: list[str]) -> str:
+    """Why each fallback happened (first line each), per role and backend."""
+    lines = []
+    for b in backends:
+        for r in rows:
+            if r["backend"] == b and r.get("outcome") == "fallback" and r.get("fallback"):
+                why = " ".join(str(r["fallback"]).split())
+                lines.append(f"- {r['role']} / {r['case']}: {why[:220]}")
+    return "\n".join(lines) or "(none)"
 
 
 def _commit() -> str:
@@ -297,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub: the model comes from a wheel
 
     from agents.llm import OfflineLLM
 
@@ -380,7 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     header += [
         f"SOCRATES runs: one per problem ({', '.join(problems)}), seed 0, "
         f"{BUDGET_FRACTION:.0%} of the default budget (at least 60), config {SOCRATES_CFG}; "
-        f"the skeleton, meta-optimizer and reporter roles on the backend. Terminal gap "
+        f"the skeleton, meta-optimizer and reporter roles on the backend (the reporter "
+        f"writes the run report's summary). Where the model's skeleton was used (it did not "
+        f"fall back), a second run uses that skeleton (replayed from the first run's LLM "
+        f"journal: no model call) with the offline meta-optimizer: *skeleton only*. Terminal gap "
         f"(f(x) - f*) / (f(x0) - f*) of the recommendation, {N_POSTREPS} post-replications "
         f"(CRN, seed {POSTREP_SEED}). Planner: {len(PLANNER_CASES)} requests with the plan "
         f"each means. A call counts as *after repair* when any re-prompt (JSON or validator) "
@@ -388,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     body = ["## Per role", "", table(rows, backends), "", "## Per problem", "",
-            per_problem(rows, backends), ""]
+            per_problem(rows, backends), "", "## Why each fallback happened", "",
+            fallbacks(rows, backends), ""]
     text = "\n".join(header + body)
     print(text)
     out = Path(args.out)

@@ -26,7 +26,7 @@ keys, so a typo fails with the field named.
 from __future__ import annotations
 
 import typing
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,7 +64,27 @@ class LoraSection(Section):
     )
 
 
-class ModelSection(Section):
+class PresetShape(Section):
+    """A network named by a preset or a local directory, and the size a preset is built with.
+
+    The policy model (``model:``) and the distillation teacher (``distill.teacher:``) are both
+    this; each subclass says what its ``name`` may be. The size fields apply to presets only.
+    """
+
+    #: Where the section sits in a config, for messages (``model``, ``distill.teacher``).
+    where: ClassVar[str] = "model"
+
+    name: str = Field("tiny-llama", min_length=1, description="A preset or a local model path.")
+    hidden_size: int = Field(64, ge=8, le=8192, description="Preset width (presets only).")
+    num_layers: int = Field(2, ge=1, le=128, description="Preset depth (presets only).")
+    num_heads: int = Field(4, ge=1, le=128, description="Preset attention heads (presets only).")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> PresetShape:
+        return check_preset_shape(self, self.where)
+
+
+class ModelSection(PresetShape):
     """Which policy network to train."""
 
     name: str = Field(
@@ -78,14 +98,7 @@ class ModelSection(Section):
         description="'char' for the built-in character tokenizer, or a local tokenizer "
         "directory. Default: 'char' for presets, the model directory's own tokenizer otherwise.",
     )
-    hidden_size: int = Field(64, ge=8, le=8192, description="Preset width (presets only).")
-    num_layers: int = Field(2, ge=1, le=128, description="Preset depth (presets only).")
-    num_heads: int = Field(4, ge=1, le=128, description="Preset attention heads (presets only).")
     lora: LoraSection | None = Field(None, description="Train LoRA adapters, not all weights.")
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelSection:
-        return check_preset_shape(self, "model")
 
 
 class ArithmeticSection(Section):

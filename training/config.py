@@ -47,6 +47,7 @@ from training.base_config import (
     LoraSection,
     ModelSection,
     OptimizerSection,
+    PresetShape,
     RunConfig,
     ScheduleSection,
     Section,
@@ -58,10 +59,10 @@ from training.preference_config import PreferenceRunConfig, PreferenceSection
 __all__ = [
     "ALGORITHM_CONFIGS", "CANONICAL_ALGORITHMS", "PATH_FIELDS", "PRESET_MODELS",
     "WRITE_PATH_FIELDS", "ArithmeticSection", "BanditSection", "DataSection", "LoraSection",
-    "ModelSection", "OptimizerSection", "PreferenceRunConfig", "PreferenceSection", "RunConfig",
-    "ScheduleSection", "Section", "apply_overrides", "check_paths", "check_preset_shape",
-    "dump_config", "inside", "load_config", "load_families", "parse_config", "path_errors",
-    "read_yaml", "register_config",
+    "ModelSection", "OptimizerSection", "PreferenceRunConfig", "PreferenceSection", "PresetShape",
+    "RunConfig", "ScheduleSection", "Section", "apply_overrides", "check_paths",
+    "check_preset_shape", "dump_config", "inside", "load_config", "load_families", "parse_config",
+    "path_errors", "read_yaml", "register_config",
 ]
 
 FAMILY_MODULES = (training.preference_config, training.distill_config, training.diffusion_config)

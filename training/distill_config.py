@@ -19,15 +19,15 @@ is :class:`training.base_config.RunConfig`; everything specific lives under ``di
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from training.base_config import (
     ModelSection,
+    PresetShape,
     RunConfig,
     Section,
-    check_preset_shape,
     register_config,
 )
 
@@ -37,8 +37,10 @@ DIVERGENCE_NAMES = Literal[
 ]
 
 
-class TeacherSection(Section):
+class TeacherSection(PresetShape):
     """The frozen teacher: a preset trained here by SFT (cached), or a local HF model dir."""
+
+    where: ClassVar[str] = "distill.teacher"
 
     name: str = Field(
         "tiny-llama",
@@ -46,9 +48,6 @@ class TeacherSection(Section):
         description="A preset (tiny-llama, tiny-gpt2), trained by supervised fine-tuning on the "
         "run's task and cached, or the path of a local Hugging Face causal LM used as is.",
     )
-    hidden_size: int = Field(64, ge=8, le=8192, description="Preset width (presets only).")
-    num_layers: int = Field(2, ge=1, le=128, description="Preset depth (presets only).")
-    num_heads: int = Field(4, ge=1, le=128, description="Preset attention heads (presets only).")
     sft_steps: int = Field(
         800, ge=0, le=10**6,
         description="Supervised steps on prompt+answer for a preset teacher (0: untrained).",
@@ -66,10 +65,6 @@ class TeacherSection(Section):
         description="Folder of trained teachers, one sub-folder per teacher config hash; "
         "default <runs dir>/teachers.",
     )
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> TeacherSection:
-        return check_preset_shape(self, "distill.teacher")
 
 
 class DistillSection(Section):

@@ -275,8 +275,6 @@ def plan(request: str, llm: Any = None, *, limits: PlanLimits | None = None,
     return p
 
 
-
-
 def run_planner(request: str = "", *, plan_obj: ExperimentPlan | None = None,
                 context: PlannerContext | None = None, checkpointer: Any = None,
                 thread_id: str | None = None, on_interrupt: Any = None) -> dict:

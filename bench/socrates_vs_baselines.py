@@ -10,7 +10,9 @@ default budget:
   reported before it had a final selection; not a separate run);
 - optional ablations (``--methods``): ``socrates-best-single`` (the best single solver on the
   replicas, no composition), ``socrates-no-skeleton``, ``socrates-k1`` (one replica),
-  ``socrates-no-replan``, ``socrates-no-selection`` (``final_selection=0``);
+  ``socrates-no-replan``, ``socrates-no-selection`` (``final_selection=0``),
+  ``socrates-no-default`` (the best robust score wins outright: no paired test against the
+  default solver), ``socrates-wide-data`` (data designs over the tenfold search box);
 - every portfolio solver alone with the whole budget from ``x0``;
 - ``best-single-in-hindsight``: the single solver with the lowest mean terminal gap on that
   problem, chosen after the fact (an oracle no real user has).
@@ -55,6 +57,8 @@ VARIANTS = {
     "socrates-k1": {"n_replicas": 1},
     "socrates-no-replan": {"replan": False},
     "socrates-no-selection": {"final_selection": 0.0},
+    "socrates-no-default": {"default_solver": None},
+    "socrates-wide-data": {"data_box_width": 10.0},
 }
 DERIVED = "socrates-before-selection"
 

@@ -15,7 +15,7 @@ from agents.causal.names import Tok
 from simopt.replicas.expr import FormulaError, parse_formula
 
 _WORD_OPS = {"plus": "+", "minus": "-", "less": "-", "times": "*", "x": "*", "×": "*",
-             "divided_by": "/", "over": "/", "squared": "** 2"}
+             "divided_by": "/", "squared": "** 2"}  # "over" sums ("1/theta over the arcs")
 _FORMULA_FILLER = {"the", "a", "an", "its", "their", "of", "is", "simply", "just", "exactly",
                    "each", "unit", "units", "per", "that", "what", "was", "were", "has", "been"}
 

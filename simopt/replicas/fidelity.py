@@ -45,9 +45,9 @@ def replica_optimum(
     """The SAA optimum of a (cheap) model of the system.
 
     A grid (dimension <= 2) or Sobol sample, plus the given ``starts``; then Nelder-Mead from
-    the best grid point and from each start (simplex a tenth of the box, up to ``200 d``
-    evaluations each in dimension > 2, where a grid cannot resolve the optimum); the best value
-    wins.
+    the best grid point and from each start (simplex a tenth of the box in dimension > 2, where
+    a grid cannot resolve the optimum; at most ``60 d`` evaluations each up to two dimensions,
+    ``40 d`` above); the best value wins.
 
     Args:
         model: a replica or ensemble (any ``Problem`` works; each call simulates it).
@@ -89,7 +89,7 @@ def replica_optimum(
             res = optimize.minimize(
                 lambda z: f(np.clip(z, lo, hi)), x_start, method="Nelder-Mead",
                 options={"initial_simplex": simplex,
-                         "maxfev": 60 * d if d <= 2 else 200 * d,
+                         "maxfev": 60 * d if d <= 2 else 40 * d,
                          "xatol": 1e-4 * float(np.max(hi - lo)), "fatol": 1e-9},
             )
             if res.fun < f_best:

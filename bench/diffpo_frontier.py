@@ -437,7 +437,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="data, SFT model and RL runs (reused when the arguments match)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
-                   help="RL seeds (seed 0 was the pilot that fixed the learning rates)")
+                   help="RL seeds (seeds 0 and 6 were the pilots that fixed the learning "
+                   "rates)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--k", type=int, default=4, help="letters per prompt (= answer length)")
     p.add_argument("--alphabet", type=int, default=10, help="letters drawn from the first N")
@@ -465,7 +466,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the fixed rollout threshold of d1 and DiFFPO-fixed")
     p.add_argument("--nfe-penalty", type=float, default=0.2,
                    help="λ of the joint runs' reward r - λ·NFE/k")
-    p.add_argument("--controller-lr-scale", type=float, default=100.0,
+    p.add_argument("--controller-lr-scale", type=float, default=10.0,
                    help="the controller head's learning rate / --rl-lr (joint runs)")
     p.add_argument("--grid", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9],
                    help="thresholds the controller chooses from")
@@ -553,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plot_letters(start, summary, comps, args.out / f"{args.name}.png",
                  title=f"letters k={args.k}, {args.n_eval} held-out ({n_kind}/kind), greedy; "
-                       f"RL seeds {args.seeds}: lines = seed means, stars = controller ± 95% CI")
+                       f"RL seeds {args.seeds}: lines = seed means, stars = controller ± 95% CI",
+                 runs=runs)
     meta = {"git": git_state, "command": command, "began": began,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "seconds": seconds}

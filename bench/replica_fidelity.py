@@ -118,7 +118,7 @@ def markdown(rows: list[dict], seeds: int, problems: list[str]) -> str:
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- environment: Python {platform.python_version()}, {platform.machine()}, numpy "
         f"{np.__version__}; a shared 2-core machine (fit times are wall times under load)",
-        f"- run: {len(problems)} problems x {seeds} seeds",
+        f"- run: {len(problems)} problems x {seeds} seeds (seeds 0 to {seeds - 1})",
         "",
         "## Summary (mean over seeds)",
         "",
@@ -169,7 +169,8 @@ if __name__ == "__main__":
                   f"{[round(g, 3) for g in r['replica_gaps']]} ablation "
                   f"{r['ablation_gap']:.3f} ({r['fit_seconds']:.0f}s + "
                   f"{r['ablation_seconds']:.0f}s)", flush=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
-    text = markdown(rows, args.seeds, problems)
-    (RESULTS / f"{args.out}.md").write_text(text)
+        # rewritten whole after every seed: a run stopped early still reports its whole seeds
+        (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
+        text = markdown(rows, seed + 1, problems)
+        (RESULTS / f"{args.out}.md").write_text(text)
     print(text)

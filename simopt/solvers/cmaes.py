@@ -23,7 +23,7 @@ import numpy as np
 
 from core.errors import InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
 
 
 class CMAES(Solver):
@@ -87,7 +87,7 @@ class CMAES(Solver):
                 U = es.ask()
                 values, stats = [], []
                 for u in U:
-                    x = problem.project(box.from_unit(np.asarray(u)[:d]))
+                    x = project(problem, box.from_unit(np.asarray(u)[:d]))
                     st = ev.evaluate(x, r)
                     stats.append(st)
                     values.append(ev.signed_mean(st))

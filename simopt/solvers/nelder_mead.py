@@ -26,7 +26,7 @@ import numpy as np
 
 from core.errors import InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
 
 
 class NelderMead(Solver):
@@ -78,7 +78,7 @@ class NelderMead(Solver):
 
         def measure(u: np.ndarray) -> tuple[np.ndarray, float]:
             """Project ``u``, top it up to ``r`` replications; (projected u, signed mean)."""
-            x = problem.project(box.from_unit(u))
+            x = project(problem, box.from_unit(u))
             st = ev.evaluate_upto(x, r)
             return box.to_unit(x), ev.signed_mean(st)
 
@@ -93,7 +93,7 @@ class NelderMead(Solver):
 
         def record_best(simplex: list[np.ndarray], vals: list[float]) -> None:
             i = int(np.argmin(vals))
-            x = problem.project(box.from_unit(simplex[i]))
+            x = project(problem, box.from_unit(simplex[i]))
             traj.record(ev.used, x, problem.sign * vals[i])
 
         simplex = initial_simplex(box.to_unit(x0))

@@ -31,7 +31,7 @@ from scipy.stats import qmc
 
 from core.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, History, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, History, Solver, Trajectory, project
 
 
 def kn_constants(k: int, n0: int, alpha: float) -> tuple[float, float]:
@@ -58,7 +58,7 @@ def kn_select(
     problem = ev.problem
     X = []
     for x in candidates:  # distinct, projected designs
-        x = problem.project(x)
+        x = project(problem, x)
         if not any(np.array_equal(x, y) for y in X):
             X.append(x)
     k = len(X)
@@ -141,7 +141,7 @@ def select_best(
     try:
         return kn_select(ev, candidates, delta=delta, alpha=alpha, n0=n0)
     except BudgetExhaustedError:
-        X = [problem.project(x) for x in candidates]
+        X = [project(problem, x) for x in candidates]
         per = ev.remaining // len(X)
         if per < 1:
             raise InputError(
@@ -205,7 +205,7 @@ class KimNelson(Solver):
         box = Box.of(problem)
         u0 = box.to_unit(x0)
         U = qmc.Sobol(problem.dim, scramble=True, seed=rng).random(8)[: self.k - 1]
-        return [x0] + [problem.project(box.from_unit(u0 + self.spread * (2 * u - 1))) for u in U]
+        return [x0] + [project(problem, box.from_unit(u0 + self.spread * (2 * u - 1))) for u in U]
 
     def _search(
         self, problem: Problem, ev: Evaluator, traj: Trajectory, x0: np.ndarray,

@@ -31,7 +31,7 @@ import numpy as np
 
 from core.errors import InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
 
 ALPHA, GAMMA = 0.602, 0.101  # Spall's asymptotically tuned exponents
 
@@ -80,8 +80,8 @@ class SPSA(Solver):
         # an integer coordinate is perturbed by at least one lattice step: a smaller one would
         # round both sides onto the same point and the estimate would see no difference
         c = np.where(problem.integer_mask, np.maximum(ck, 1.0 / box.width), ck)
-        x_plus = problem.project(box.from_unit(u + c * delta))
-        x_minus = problem.project(box.from_unit(u - c * delta))
+        x_plus = project(problem, box.from_unit(u + c * delta))
+        x_minus = project(problem, box.from_unit(u - c * delta))
         y_plus = problem.sign * ev.evaluate(x_plus, self.reps).mean
         # a fresh top-up of r reps: if x- was seen before, its mean uses its older reps too
         y_minus = problem.sign * ev.evaluate(x_minus, self.reps).mean
@@ -114,4 +114,4 @@ class SPSA(Solver):
             g, y_mid = self._gradient(problem, ev, box, u, ck, rng)
             u = np.clip(u - np.clip(ak * g, -self.max_step, self.max_step), 0.0, 1.0)
             k += 1
-            traj.record(ev.used, problem.project(box.from_unit(u)), problem.sign * y_mid)
+            traj.record(ev.used, project(problem, box.from_unit(u)), problem.sign * y_mid)

@@ -37,7 +37,7 @@ import numpy as np
 
 from core.errors import InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
 
 
 def minimize_separable_quadratic(
@@ -120,13 +120,13 @@ class TrustRegion(Solver):
             # 1. sample size grows with the iteration count and as the region shrinks
             n_k = min(self.n_max, math.ceil(n0 * math.sqrt(k + 1) * self.delta0 / delta))
             # 2. center and coordinate basis, each topped up to n_k replications
-            x_c = problem.project(box.from_unit(center))
+            x_c = project(problem, box.from_unit(center))
             st_c = ev.evaluate_upto(x_c, n_k)
             for i in range(d):
                 for sgn in (-1.0, 1.0):
                     u = center.copy()
                     u[i] = np.clip(u[i] + sgn * delta, 0.0, 1.0)
-                    ev.evaluate_upto(problem.project(box.from_unit(u)), n_k)
+                    ev.evaluate_upto(project(problem, box.from_unit(u)), n_k)
             # 3. diagonal quadratic by least squares on the measured designs in the region
             g, h = self._fit_model(problem, ev, box, center, delta, max(1, n_k // 2))
             # 4. step minimizing the model inside region and box
@@ -138,7 +138,7 @@ class TrustRegion(Solver):
             accepted = False
             if predicted > 0 and np.any(s != 0):
                 # 5. candidate, measured like the center, and the ratio test
-                x_new = problem.project(box.from_unit(center + s))
+                x_new = project(problem, box.from_unit(center + s))
                 st_new = ev.evaluate_upto(x_new, n_k)
                 f_c = ev.signed_mean(st_c)  # the center may have gained replications
                 rho = (f_c - ev.signed_mean(st_new)) / predicted

@@ -60,3 +60,23 @@ def integer_quadratic_value(x: np.ndarray) -> float:
 @pytest.fixture
 def example():
     return get_problem("EXAMPLE-1")
+
+
+def table_allocation(noise: float = 5.0) -> tuple[Problem, callable]:
+    """A restaurant's tables: counts ``x`` of 2-, 4-, 6- and 8-seat tables with
+    ``2 x_1 + 4 x_2 + 6 x_3 + 8 x_4 <= 80`` (TABLEALLOCATION-1's constraint), ``x0`` using all
+    80 seats. Value per table ``(3, 7, 12, 17)`` plus Gaussian noise: the optimum
+    ``(0, 0, 0, 10)`` is on the constraint, reached from ``x0`` only by moves along it.
+    Returns the problem and its noiseless value."""
+    value_per_table = np.array([3.0, 7.0, 12.0, 17.0])
+
+    def value(x):
+        return float(value_per_table @ np.asarray(x, dtype=float))
+
+    def one(x, rng):
+        return {"objective": value(x) + noise * rng.standard_normal()}
+
+    V = [Variable(f"tables_{s}", 0, 40, integer=True) for s in (2, 4, 6, 8)]
+    p = Problem.from_function("TABLES", "toy tables", V, one, minimize=False,
+                              x0=[10, 5, 4, 2], constraints=([[2, 4, 6, 8]], [80]))
+    return p, value

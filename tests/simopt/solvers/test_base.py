@@ -167,3 +167,56 @@ def test_spsa_moves_on_a_small_integer_range():
     )
     traj = solvers.get("spsa").run(p, 400, seed=0)
     assert traj.best_x[0] < 9 and float(traj.best_x[0]).is_integer()
+
+
+def test_project_is_the_nearest_feasible_point_for_continuous_variables():
+    # independent reference: the Euclidean projection as a quadratic program (SLSQP)
+    from scipy.optimize import minimize
+
+    from simopt import Problem, Variable
+    from simopt.solvers.base import project
+
+    rng = np.random.default_rng(3)
+    V = [Variable(f"v{i}", 0.0, 10.0) for i in range(3)]
+    A = np.array([[1.0, 2.0, 1.0], [2.0, -1.0, 1.0]])
+    b = np.array([8.0, 6.0])
+    p = Problem.from_function("P", "toy", V, lambda x, r: {"objective": 0.0}, x0=[1, 1, 1],
+                              constraints=(A, b))
+    for x in rng.uniform(0, 10, size=(20, 3)):
+        y = project(p, x)
+        ref = minimize(lambda z, x=x: np.sum((z - x) ** 2), np.ones(3), method="SLSQP",
+                       bounds=[(0, 10)] * 3,
+                       constraints={"type": "ineq", "fun": lambda z: b - A @ z},
+                       options={"ftol": 1e-14}).x
+        assert np.all(A @ y <= b + 1e-7) and np.all((0 <= y) & (y <= 10))
+        np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
+def test_project_moves_along_a_constraint_that_binds_at_x0():
+    # Problem.project's repair goes back towards x0; with x0 on the constraint that is x0
+    # itself for every proposal adding seats, which froze CMA-ES, Nelder-Mead and gp_bo
+    from conftest import table_allocation
+
+    from simopt.solvers.base import project
+
+    p, _ = table_allocation()
+    for x in ([10, 5, 4, 4], [6, 5, 4, 5], [10, 9, 4, 2]):
+        y = project(p, np.array(x, float))
+        assert y @ [2, 4, 6, 8] <= 80 and np.all(y == np.round(y))
+        assert not np.array_equal(y, p.x0)
+        assert np.sum((y - x) ** 2) < np.sum((p.x0 - np.array(x)) ** 2)
+    # a feasible proposal is only rounded
+    np.testing.assert_array_equal(project(p, np.array([1.2, 2.0, 3.0, 0.4])), [1, 2, 3, 0])
+
+
+@pytest.mark.parametrize("name", ["cmaes", "nelder_mead", "gp_bo"])
+def test_continuous_solvers_leave_an_x0_on_a_binding_constraint(name):
+    from conftest import table_allocation
+
+    p, value = table_allocation()
+    options = {"max_fits": 4, "num_restarts": 2, "raw_samples": 32, "mc_samples": 16}
+    traj = solvers.get(name, **(options if name == "gp_bo" else {})).run(p, 150, seed=0)
+    assert traj.best_x @ [2, 4, 6, 8] <= 80
+    # x0 = 147, the optimum (0, 0, 0, 10) = 170; values are whole numbers, so this says
+    # "left x0 for a better design" (the old repair returned x0 itself, a gain of 0)
+    assert value(traj.best_x) >= value(p.x0) + 1

@@ -30,12 +30,24 @@ measured worse than ``x0``: normalized gaps 1.17 and 1.40 at budget 200), and qL
 looked between the cliff and ``x0``, where the optimum is. With both, gp_bo reaches gaps of
 about 0.01 there; the final paired selection makes "worse than doing nothing" a 5%-test event.
 
+Working box (SAN-1, diagnosed): where the problem leaves a side unbounded, the portfolio's
+search box puts it at ``x0 +- 10 max(1, |x0|)`` (``Problem.search_box``). For SAN-1's 13 arc
+means (``x0 = 8``) that is ``[0.01, 88]^13``, where every Sobol design of the initial sample and
+every maximizer of the acquisition was worse than ``x0`` (a mean near 0 costs ``1/theta``, a
+large one lengthens the paths): 2 of 3 runs at budget 2000 kept ``x0``. gp_bo therefore starts
+on a working box with those sides at ``x0 +- box_width max(1, |x0|)`` (default 1: SAN-1
+``[0.01, 16]``, SSCONT-1 ``[0, 1200]^2``, MM1-1 ``[0, 10]``; finite bounds are kept), and
+doubles a side's distance from ``x0`` whenever the running recommendation comes within
+``EXPAND_AT`` of its width to that side, up to the shared search box (a weakly specified search
+space grown on demand, as in Nguyen et al. 2018, "Filtering Bayesian optimization approach in
+weakly specified search space").
+
 Budget plan: an initial scrambled Sobol design of ``n_init = 2d + 2`` designs (``x0`` first;
 designs already in a warm-start history count towards it and are reused for free), then
 iterations of ``q`` new designs, ``r`` replications each, then the final selection. ``r`` is
 chosen from the budget so that about ``max_fits`` GP fits happen:
 ``r = max(2, (B - final) // (n_init + max_fits * q))``. Integer variables are handled by
-rounding the acquisition's maximizer, and constraints by ``Problem.project``'s repair (every
+rounding the acquisition's maximizer, and constraints by the nearest feasible design (every
 design evaluated is feasible). A maximizer that lands on a design already measured (a bound, a
 rounded repeat) is replaced by a new design drawn within +-2.5% of the box around it (or,
 failing that, gets ``r`` more replications).
@@ -62,9 +74,31 @@ from scipy.stats import qmc
 
 from core.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
 
 VAR_PSEUDO_REPS = 4  # prior weight of the pooled variance, in replications
+EXPAND_AT = 0.1  # a working-box side grows when the recommendation is this close (fraction)
+
+
+def working_box(problem: Problem, x0: np.ndarray, box_width: float) -> Box:
+    """The initial working box: the problem's finite bounds, and on each unbounded side
+    ``x0 +- box_width max(1, |x0|)``, inside the shared ``problem.search_box()``."""
+    lo, hi = problem.search_box()
+    scale = box_width * np.maximum(1.0, np.abs(x0))
+    lo = np.where(np.isfinite(problem.lower), lo, np.maximum(lo, x0 - scale))
+    hi = np.where(np.isfinite(problem.upper), hi, np.minimum(hi, x0 + scale))
+    return Box.of_bounds(lo, hi)
+
+
+def expand_box(problem: Problem, box: Box, x0: np.ndarray, x: np.ndarray) -> Box:
+    """``box`` with each artificial side that ``x`` is within ``EXPAND_AT`` of its width from
+    moved twice as far from ``x0`` (at most to ``problem.search_box()``); other sides kept."""
+    full_lo, full_hi = problem.search_box()
+    near_lo = (x - box.lo <= EXPAND_AT * box.width) & (box.lo > full_lo)
+    near_hi = (box.hi - x <= EXPAND_AT * box.width) & (box.hi < full_hi)
+    lo = np.where(near_lo, np.maximum(full_lo, x0 - 2 * (x0 - box.lo)), box.lo)
+    hi = np.where(near_hi, np.minimum(full_hi, x0 + 2 * (box.hi - x0)), box.hi)
+    return Box.of_bounds(lo, hi)
 
 
 def shrunk_noise_variance(counts: np.ndarray, variances: np.ndarray) -> np.ndarray | None:
@@ -132,6 +166,9 @@ class GPBO(Solver):
         z_keep (float): one-sided critical value a candidate must beat ``x0`` by in the final
             paired test (default 1.645).
         warp (bool): learned Kumaraswamy input warping (BoTorch ``Warp``; default True).
+        box_width (float | None): half-width of the initial working box on unbounded sides,
+            in units of ``max(1, |x0|)`` (default 1; None: the shared search box, the old
+            behaviour; module doc).
     """
 
     name = "gp_bo"
@@ -146,6 +183,7 @@ class GPBO(Solver):
         q: int | None = None, num_restarts: int = 2, raw_samples: int = 64,
         mc_samples: int = 32, recommend_over_box: bool = False, maxiter: int = 30,
         final_frac: float = 0.15, final_k: int = 3, z_keep: float = 1.645, warp: bool = True,
+        box_width: float | None = 1.0,
     ):
         if reps is not None and int(reps) < 1:
             raise InputError(f"gp_bo: reps must be >= 1, got {reps}")
@@ -158,11 +196,15 @@ class GPBO(Solver):
                 f"gp_bo: need 0 <= final_frac < 1, final_k >= 1, z_keep >= 0; got "
                 f"final_frac={final_frac}, final_k={final_k}, z_keep={z_keep}"
             )
+        if box_width is not None and not box_width > 0:
+            raise InputError(f"gp_bo: box_width must be > 0 or None, got {box_width}")
         super().__init__(
             reps=reps, n_init=n_init, max_fits=max_fits, q=q, num_restarts=num_restarts,
             raw_samples=raw_samples, mc_samples=mc_samples, recommend_over_box=recommend_over_box,
             maxiter=maxiter, final_frac=final_frac, final_k=final_k, z_keep=z_keep, warp=warp,
+            box_width=box_width,
         )
+        self.box_width = None if box_width is None else float(box_width)
         self.warp = bool(warp)
         self.maxiter = int(maxiter)
         self.final_frac, self.final_k, self.z_keep = float(final_frac), int(final_k), float(z_keep)
@@ -269,7 +311,7 @@ class GPBO(Solver):
                     raw_samples=self.raw_samples,
                 )
                 v_top = pm(torch.as_tensor(top, dtype=torch.float64)[None, None, :])
-            x_box = ev.problem.project(x_box.detach().numpy()[0])
+            x_box = project(ev.problem, x_box.detach().numpy()[0])
             if float(v_box) > float(v_top) and ev.problem.is_feasible(x_box):
                 top = x_box
         return top
@@ -330,7 +372,7 @@ class GPBO(Solver):
             return x
         for _ in range(10):
             u = box.to_unit(x) + rng.uniform(-0.025, 0.025, size=x.shape[0])
-            y = problem.project(box.from_unit(u))
+            y = project(problem, box.from_unit(u))
             if ev.history.get(y) is None:
                 return y
         return x
@@ -358,7 +400,8 @@ class GPBO(Solver):
         self, problem: Problem, ev: Evaluator, traj: Trajectory, x0: np.ndarray,
         rng: np.random.Generator,
     ) -> None:
-        box = Box.of(problem)
+        box = Box.of(problem) if self.box_width is None else working_box(
+            problem, x0, self.box_width)
         d = problem.dim
         bounds = torch.as_tensor(np.stack([box.lo, box.hi]), dtype=torch.float64)  # (2, d)
         n_init = int(self.n_init) if self.n_init else 2 * d + 2
@@ -372,7 +415,7 @@ class GPBO(Solver):
 
         # initial design: x0, then scrambled Sobol points (duplicates after rounding skipped)
         U = qmc.Sobol(d, scramble=True, seed=rng).random(2 ** math.ceil(math.log2(2 * n_init)))
-        designs = [x0] + [problem.project(box.from_unit(u)) for u in U]
+        designs = [x0] + [project(problem, box.from_unit(u)) for u in U]
         added = 0
         for x in designs:
             if added >= n_new_init or ev.remaining < r:
@@ -391,11 +434,14 @@ class GPBO(Solver):
                 rec = self._recommend(model, ev, bounds, x0, r)
                 st = ev.history.get(rec)
                 traj.record(ev.used, rec, st.mean if st is not None else float("nan"))
+                if self.box_width is not None:  # grow the working box where the answer leans
+                    box = expand_box(problem, box, x0, rec)
+                    bounds = torch.as_tensor(np.stack([box.lo, box.hi]), dtype=torch.float64)
                 n_cand = min(q, (ev.remaining - final) // r)
                 cand = self._candidates(model, ev, bounds, n_cand, seed + it)
             seen: list[np.ndarray] = []
             for c in cand:
-                x = self._fresh(problem, ev, box, problem.project(c), rng)
+                x = self._fresh(problem, ev, box, project(problem, c), rng)
                 if any(np.array_equal(x, s) for s in seen) or ev.remaining - final < r:
                     continue
                 seen.append(x)

@@ -129,3 +129,47 @@ def test_final_selection_keeps_x0_when_no_design_is_confidently_better():
         for s in range(4)
     )
     assert kept >= 3
+
+
+def reciprocal_arcs(d: int = 4):
+    """``sum 1/t_i + 0.1 sum t_i + N(0, 0.3^2)`` over ``t_i >= 0.01`` (unbounded above), the
+    shape of SAN-1 (a mean near 0 costs ``1/t``, a large one lengthens the paths); optimum
+    ``t_i = sqrt(10)``, ``x0 = 8``. Returns the problem and its noiseless value."""
+
+    def value(x):
+        x = np.asarray(x, dtype=float)
+        return float(np.sum(1.0 / x) + 0.1 * np.sum(x))
+
+    def one(x, rng):
+        return {"objective": value(x) + 0.3 * rng.standard_normal()}
+
+    V = [Variable(f"t{i}", 0.01) for i in range(d)]
+    return Problem.from_function("RECIP", "toy arcs", V, one, x0=[8.0] * d), value
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_improves_where_the_shared_search_box_is_all_worse_than_x0(seed):
+    # on the shared box [0.01, 88]^6 almost every design is worse than x0: with box_width=None
+    # (the old behaviour) x0 was kept in seeds 0, 1, 2 (5.55 each); the working box around x0
+    # reached 4.01, 4.62, 4.27
+    p, value = reciprocal_arcs(6)
+    traj = solvers.get("gp_bo", **FAST | {"max_fits": 4}).run(p, 150, seed=seed)
+    assert value(traj.best_x) < value(p.x0) - 0.3  # x0 = 5.55, optimum 3.79
+
+
+def test_working_box_grows_only_on_artificial_sides_and_within_the_search_box():
+    from simopt.solvers.gp_bo import expand_box, working_box
+
+    p = Problem.from_function("B", "toy", [Variable("a", 0.0), Variable("b", -5.0, 5.0),
+                                           Variable("c")],
+                              lambda x, rng: {"objective": 0.0}, x0=[4.0, 0.0, 0.5])
+    box = working_box(p, p.x0, 1.0)
+    np.testing.assert_allclose(box.lo, [0.0, -5.0, -0.5])
+    np.testing.assert_allclose(box.hi, [8.0, 5.0, 1.5])
+    grown = expand_box(p, box, p.x0, np.array([7.5, 4.9, -0.45]))  # near a, b, c's sides
+    np.testing.assert_allclose(grown.lo, [0.0, -5.0, -1.5])  # a's 0 and b's -5 are real
+    np.testing.assert_allclose(grown.hi, [12.0, 5.0, 1.5])
+    full_lo, full_hi = p.search_box()
+    for _ in range(10):
+        grown = expand_box(p, grown, p.x0, grown.hi - 1e-9)
+    np.testing.assert_allclose(grown.hi, [full_hi[0], 5.0, full_hi[2]])

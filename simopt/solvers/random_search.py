@@ -16,10 +16,15 @@ Sampling (uniform over the feasible set, never a design twice):
   exactly without replacement: a random permutation of the lattice, feasible points kept in
   that order, so no replication is spent on a duplicate and a small lattice is covered
   completely before any point is measured twice;
-- constraints (``A x <= b``, a feasibility rule): infeasible draws are rejected (so the kept
-  designs are uniform on the feasible set); only when ``max_rejections`` batches in a row yield
-  nothing new is a draw repaired by ``Problem.project`` instead (documented bias towards
-  ``x0``, needed for feasible sets of tiny volume).
+- constraints (``A x <= b``, a feasibility rule): draws come from the bounding box of the
+  feasible polytope inside the search box (:func:`feasible_box`, ``2d`` linear programs), and
+  infeasible draws are rejected (so the kept designs are uniform on the feasible set); only
+  when ``max_rejections`` batches in a row yield nothing new is a draw repaired by
+  :func:`~simopt.solvers.base.project` instead (documented bias, needed for feasible sets of
+  tiny volume). Why the bounding box: on TABLEALLOCATION-1 (``2a + 4b + 6c + 8d <= 80``) the
+  feasible set is 0.07% of the search box, so about 40% of the 20-batch rejection streaks came
+  up empty and whole batches were repaired instead of sampled; in the bounding box
+  ``[0, 40] x [0, 20] x [0, 13] x [0, 10]`` the lattice (132,594 points) is enumerated exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +37,32 @@ from scipy.stats import qmc
 
 from core.errors import InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
+
+
+def feasible_box(problem: Problem) -> Box:
+    """The search box shrunk to the bounding box of ``{x in box: A x <= b}`` (per coordinate,
+    ``min x_i`` and ``max x_i`` by linear programs); the search box itself when the problem has
+    no linear constraints. Integer coordinates keep their lattice (bounds are not rounded)."""
+    box = Box.of(problem)
+    if problem.constraint_A is None:
+        return box
+    from scipy.optimize import linprog
+
+    lo, hi = box.lo.copy(), box.hi.copy()
+    bounds = list(zip(box.lo, box.hi, strict=True))
+    for i in range(problem.dim):
+        for sgn in (1.0, -1.0):
+            c = np.zeros(problem.dim)
+            c[i] = sgn
+            res = linprog(c, A_ub=problem.constraint_A, b_ub=problem.constraint_b,
+                          bounds=bounds, method="highs")
+            if res.status == 0:
+                if sgn > 0:
+                    lo[i] = max(lo[i], float(res.x[i]) - 1e-9)
+                else:
+                    hi[i] = min(hi[i], float(res.x[i]) + 1e-9)
+    return Box.of_bounds(lo, hi)
 
 
 class RandomSearch(Solver):
@@ -80,24 +110,25 @@ class RandomSearch(Solver):
             return sobol.random_base2(m)[:n]
 
     @staticmethod
-    def lattice(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-        """``(lo, count)`` per coordinate of the integer lattice of the search box (integer
-        coordinates only are meaningful)."""
-        box = Box.of(problem)
+    def lattice(problem: Problem, box: Box | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, count)`` per coordinate of the integer lattice of ``box`` (default: the
+        search box; integer coordinates only are meaningful)."""
+        box = Box.of(problem) if box is None else box
         lo = np.ceil(box.lo - 1e-9)
         count = np.floor(box.hi + 1e-9) - lo + 1
         return lo, np.maximum(count, 1)
 
     @staticmethod
-    def from_unit(problem: Problem, U: np.ndarray) -> np.ndarray:
-        """Designs from unit points, shape ``(n, d)``: continuous coordinates scaled into the
-        search box, integer ones mapped uniformly onto the lattice (module doc)."""
-        box = Box.of(problem)
+    def from_unit(problem: Problem, U: np.ndarray, box: Box | None = None) -> np.ndarray:
+        """Designs from unit points, shape ``(n, d)``: continuous coordinates scaled into
+        ``box`` (default: the search box), integer ones mapped uniformly onto its lattice
+        (module doc)."""
+        box = Box.of(problem) if box is None else box
         U = np.clip(np.asarray(U, dtype=float), 0.0, 1.0 - 1e-12)
         X = box.lo + U * box.width
         mask = problem.integer_mask
         if mask.any():
-            lo, count = RandomSearch.lattice(problem)
+            lo, count = RandomSearch.lattice(problem, box)
             X[:, mask] = lo[mask] + np.minimum(np.floor(U[:, mask] * count[mask]),
                                                count[mask] - 1)
         return X
@@ -106,8 +137,9 @@ class RandomSearch(Solver):
         """New candidate designs, uniform over the feasible set, in order (a generator)."""
         mask = problem.integer_mask
         d = problem.dim
+        box = feasible_box(problem)
         if mask.all():
-            lo, count = self.lattice(problem)
+            lo, count = self.lattice(problem, box)
             total = float(np.prod(count))
             if total <= self.max_enumerate:
                 counts = count.astype(np.int64)
@@ -122,19 +154,19 @@ class RandomSearch(Solver):
         misses = 0
         batch = 64
         while True:
-            X = self.from_unit(problem, self._draw(batch, d, rng))
+            X = self.from_unit(problem, self._draw(batch, d, rng), box)
             found = False
             for x in X:
                 if not problem.constrained or problem.is_feasible(x):
                     found = True
-                    yield problem.project(x)
+                    yield project(problem, x)
             if found:
                 misses = 0
                 continue
             misses += 1
             if misses >= self.max_rejections:  # a sliver of a feasible set: repair instead
                 for x in X:
-                    yield problem.project(x)
+                    yield project(problem, x)
 
     def _search(
         self, problem: Problem, ev: Evaluator, traj: Trajectory, x0: np.ndarray,

@@ -95,3 +95,31 @@ def test_constrained_lattice_is_sampled_only_where_feasible_then_refined():
     assert traj.budget_used == 100  # the leftover 70 replications refine the best designs
     assert max(traj.history.counts) > 2 and tuple(traj.best_x) in {(3.0, 1.0), (2.0, 1.0),
                                                                   (3.0, 0.0), (2.0, 2.0)}
+
+
+def test_a_sliver_of_a_feasible_set_is_sampled_uniformly_not_repaired():
+    # sum x <= 3 over integers in [0, 100]^3: 20 feasible points, 0.002% of the box. Drawn from
+    # the feasible set's bounding box every one of them is measured once, and nothing else
+    from simopt import Problem, Variable
+    from simopt.solvers.random_search import feasible_box
+
+    V = [Variable(f"v{i}", 0, 100, integer=True) for i in range(3)]
+    p = Problem.from_function("SLIVER", "toy", V,
+                              lambda x, rng: {"objective": float(np.sum(x)) + rng.normal()},
+                              x0=[0, 0, 0], constraints=([[1, 1, 1]], [3]))
+    box = feasible_box(p)
+    np.testing.assert_allclose(box.lo, 0, atol=1e-6)
+    np.testing.assert_allclose(box.hi, 3, atol=1e-6)
+    traj = solvers.get("random_search", reps=2).run(p, 40, seed=0)
+    X = {tuple(x) for x in traj.history.X.tolist()}
+    feasible = {(a, b, c) for a in range(4) for b in range(4) for c in range(4) if a + b + c <= 3}
+    assert X == {tuple(map(float, f)) for f in feasible}
+    # the first design after x0 is uniform over the other 19: its coordinate sum is 1, 2 or 3
+    # with probabilities 3/19, 6/19, 10/19. Rejection in the whole box gave up and repaired
+    # draws towards x0 instead, onto the face sum = 3 (measured 0.87; sum = 1 never)
+    sums = []
+    for seed in range(300):
+        h = solvers.get("random_search", reps=1).run(p, 2, seed=seed).history
+        sums.append(int(next(x for x in h.X if x.sum() > 0).sum()))
+    freq = np.bincount(sums, minlength=4) / len(sums)
+    assert freq[1] > 0.08 and freq[3] < 0.65  # 3.7 and 4 binomial sd from 3/19 and 10/19

@@ -43,3 +43,29 @@ def test_continuous_variables_use_a_shrinking_step(example):
     gaps = [np.sum(solvers.get("integer_local_search").run(example, 500, seed=s).best_x ** 2) / 8
             for s in range(3)]
     assert np.mean(gaps) < 0.05
+
+
+def test_exchange_moves_complete_moves_a_constraint_blocks():
+    from conftest import table_allocation
+
+    from simopt.solvers.integer_local_search import IntegerLocalSearch
+
+    p, _ = table_allocation()
+    moves = {tuple(m) for m in IntegerLocalSearch._exchange_moves(p, p.x0, np.ones(4))}
+    # one more 8-seat table: four fewer 2-seat, two fewer 4-seat or two fewer 6-seat tables
+    assert {(-4, 0, 0, 1), (0, -2, 0, 1), (0, 0, -2, 1)} <= moves
+    # one more 2-seat table: one fewer of any other size
+    assert {(1, -1, 0, 0), (1, 0, -1, 0), (1, 0, 0, -1)} <= moves
+    for m in moves:
+        assert (p.x0 + np.array(m)) @ [2, 4, 6, 8] <= 80
+    unconstrained = integer_quadratic()
+    assert IntegerLocalSearch._exchange_moves(unconstrained, unconstrained.x0, np.ones(2)) == []
+
+
+def test_moves_along_a_binding_constraint():
+    from conftest import table_allocation
+
+    p, value = table_allocation()
+    gains = [value(solvers.get("integer_local_search", step0=0.02).run(p, 400, seed=s).best_x)
+             - value(p.x0) for s in range(2)]
+    assert min(gains) > 10  # x0 = 147; the optimum (0, 0, 0, 10) = 170

@@ -14,8 +14,9 @@ of runs that 0.1-solve the problem, and the mean wall time of one run.
     python bench/simopt_portfolio.py --budget-fraction 0.2 --solvers spsa,cmaes
 
 Jobs run on ``--n-jobs`` processes (joblib, default 2); each job's seeds are fixed in advance,
-so the numbers do not depend on scheduling. A solver runs only on problems whose variable types
-it declares (``simopt.solvers.solver_supports``); the others are listed as not run. With
+so the numbers do not depend on scheduling. A solver runs only on problems it can move on
+(``simopt.solvers.solver_can_move``, the rule SOCRATES's race uses too: its declared variable
+types, and lattice methods on wide continuous ranges); the others are listed as not run. With
 ``--time-limit`` no job starts after that many seconds; every (problem, budget) cell is then
 summarized over the macro-replications that all of its solvers completed (the same seeds for
 each, so comparisons stay paired), and the report states the M reached. Results, the git
@@ -181,7 +182,8 @@ def write_report(rows: list[dict], env: dict, args: argparse.Namespace, total_s:
         "",
     ]
     if skipped:
-        lines += ["Not run (the solver does not declare the problem's variable types): "
+        lines += ["Not run (the solver cannot move on the problem's variables: "
+                  "`simopt.solvers.solver_can_move`): "
                   + ", ".join(f"{s} on {p}" for p, s in skipped) + ".", ""]
     for prob in dict.fromkeys(r["problem"] for r in rows):
         for budget in sorted({r["budget"] for r in rows if r["problem"] == prob}, reverse=True):
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     fracs = [float(f) for f in args.budget_fraction.split(",") if f]
     env = environment()
     t0 = time.perf_counter()
-    capable = {(p, s): solvers.solver_supports(s, get_problem(p)) for p in probs for s in names}
+    capable = {(p, s): solvers.solver_can_move(s, get_problem(p)) for p in probs for s in names}
     skipped = [(p, s) for (p, s), ok in capable.items() if not ok]
     jobs = [
         (p, s, max(1, int(round(get_problem(p).default_budget * f))), m, args.n_postreps)

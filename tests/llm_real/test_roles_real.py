@@ -24,6 +24,7 @@ from agents.reporter import narrate, narrative_markdown, socrates_facts, validat
 from graphs.cli import main
 from graphs.socrates import run_socrates
 from simopt.problems import get_problem
+from tests.llm_real.conftest import MAX_TOKENS
 from tests.toy_problems import SMALL
 
 pytestmark = pytest.mark.llm_real
@@ -43,10 +44,16 @@ def test_the_server_is_real_and_constrains_output_to_the_schema(local_server, re
     ans = ask(llm, system_user("Answer with JSON.", "Pick a colour and a count."), Pick,
               role="probe", fallback=False)
     assert isinstance(ans.value, Pick) and ans.outcome == "first_try"
-    # the server took the JSON schema (no step down to the schema-in-the-prompt form)
-    assert not llm._server_refuses_json_schema
+    # llama-cpp-python's server refuses response_format json_schema (HTTP 500); the backend
+    # steps down to json_object with the schema, which the server turns into a grammar, and
+    # stays there for every schema (not down to the schema in the prompt)
+    assert llm._server_floor == "json_object"
     call = llm.call_log[-1]
     assert call.model == MODEL_ALIAS and call.completion_tokens and call.prompt_tokens
+    assert call.attempts >= 2  # the refused format(s), then the answer
+    again = ask(llm, system_user("Answer with JSON.", "Pick blue and a count of 3."), Pick,
+                role="probe", fallback=False)
+    assert isinstance(again.value, Pick) and llm.call_log[-1].attempts == 1
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +62,7 @@ def socrates_run(local_server, tmp_path_factory):
     from agents.llm import OfflineLLM
 
     model = local_server.llm(timeout=120, max_retries=1, max_repairs=1, temperature=0.0, seed=0,
-                             max_tokens=768, backoff_s=0.2)
+                             max_tokens=MAX_TOKENS, backoff_s=0.2)
     llm = RoleRouter(OfflineLLM(), {"causal_skeleton": model, "meta_optimizer": model})
     run_dir = tmp_path_factory.mktemp("socrates-real")
     res = run_socrates(PROBLEM, BUDGET, llm=llm, seed=0, run_dir=run_dir, **SMALL)
@@ -68,7 +75,11 @@ def test_socrates_runs_with_the_model_for_skeleton_and_meta_optimizer(socrates_r
     assert res.budget_used <= BUDGET and res.best_x is not None
     roles = {c.role for c in llm.call_log}
     assert {"causal_skeleton", "meta_optimizer"} <= roles  # the model was asked at both steps
-    assert all(c.model == MODEL_ALIAS for c in llm.call_log)
+    # the model answered its roles; the reporter (not routed) was the offline template
+    assert {c.model for c in llm.call_log
+            if c.role in ("causal_skeleton", "meta_optimizer")} == {MODEL_ALIAS}
+    assert {(c.backend, c.model) for c in llm.call_log if c.role == "reporter"} == {
+        ("offline", "rules")}
     # whatever the model answered, the skeleton the run used is valid
     from agents.causal import CausalSkeleton
 
@@ -87,7 +98,16 @@ def test_socrates_runs_with_the_model_for_skeleton_and_meta_optimizer(socrates_r
         assert event.get("fallback") is None or isinstance(event["fallback"], str)
     summary = llm_summary(llm)
     assert summary["causal_skeleton"]["calls"] == len(skeleton_calls)
-    assert (run_dir / "report.md").exists()
+    # the report names each role's model and says each fallback once
+    report = (run_dir / "report.md").read_text()
+    section = report[report.index("## Language models"):]
+    for role in ("causal_skeleton", "meta_optimizer"):
+        assert f"| {role} | openai:{MODEL_ALIAS}@http://127.0.0.1:" in section
+    assert "| reporter | offline | 0 |" in section
+    fallbacks = sum(n.startswith("fallback to the offline policy") for n in notes) + sum(
+        bool(e.get("fallback")) for e in meta)
+    assert section.count(": fallback to the offline policy") == fallbacks
+    assert report.count("fallback to the offline policy") == fallbacks
 
 
 def test_reporter_narrates_the_run_from_its_own_numbers(socrates_run, real_llm):
@@ -131,6 +151,21 @@ def test_socrates_ask_plans_with_the_model(request_text, ask_env, capsys):
     plan = ExperimentPlan.model_validate(payload["plan"])
     assert plan.ok and plan.runs and payload["launched"] is False
     assert sum(n.startswith(FALLBACK_NOTE) for n in plan.notes) <= 1
+    assert payload["models"]["planner"].startswith(f"openai:{MODEL_ALIAS}@http://127.0.0.1:")
+
+
+def test_socrates_ask_takes_the_planners_model_from_llm_role(ask_env, local_server,
+                                                             monkeypatch, capsys):
+    monkeypatch.setenv("SOCRATES_LLM", "offline")  # every other role offline
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    code = main(["ask", REQUESTS[0], "--dry-run", "--json", "--llm-role",
+                 f"planner=openai:{MODEL_ALIAS},base_url={local_server.base_url},"
+                 f"temperature=0,max_tokens={MAX_TOKENS}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    payload = json.loads(captured.out)
+    assert payload["models"] == {"planner": f"openai:{MODEL_ALIAS}@{local_server.base_url}/"}
+    assert ExperimentPlan.model_validate(payload["plan"]).ok
 
 
 def test_socrates_ask_launches_a_plan_from_the_model(ask_env, capsys):

@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     backends: list[str] = []
     t_all = time.time()
+    load_start = os.getloadavg()
     try:
         for b in args.backends:
             if b == "offline":
@@ -436,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; commit {_commit()}; "
         f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; total wall time "
         f"{time.time() - t_all:.0f} s on {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}.",
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}; "
+        f"load average at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} (a shared "
+        f"machine: other work slows the model, and a slow answer can time out).",
         "",
     ]
     if "local" in meta:

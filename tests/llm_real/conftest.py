@@ -15,7 +15,7 @@ import pytest
 from agents.llm.local_server import LocalModelServer, server_available
 
 #: One request's cap: a long skeleton answer fits, a rambling model is cut off (and repaired).
-MAX_TOKENS = 512
+MAX_TOKENS = 384
 #: Seconds per request: generous for 2 cores (the model writes ~30-60 tokens/s there).
 TIMEOUT_S = 120.0
 

@@ -21,7 +21,7 @@ from agents.planner import FALLBACK_NOTE, propose_plan
 from graphs.checkpointing import sqlite_checkpointer
 from graphs.socrates import run_socrates
 from simopt.problems import get_problem
-from tests.llm_real.conftest import start_server
+from tests.llm_real.conftest import MAX_TOKENS, start_server
 from tests.reliability.test_llm_faults import CYCLIC_SKELETON
 from tests.toy_problems import SMALL
 
@@ -42,7 +42,7 @@ def own_server(tmp_path_factory):
 
 def _model(server, **kw):
     opts = {"timeout": 60.0, "max_retries": 1, "max_repairs": 1, "temperature": 0.0, "seed": 0,
-            "max_tokens": 512, "backoff_s": 0.1, **kw}
+            "max_tokens": MAX_TOKENS, "backoff_s": 0.1, **kw}
     return server.llm(**opts)
 
 

@@ -61,6 +61,9 @@ class JournaledProblem(Problem):
         for attr in (
             "name", "description", "variables", "minimize", "x0", "default_budget",
             "known_optimum", "known_optimum_se", "true_skeleton", "objective_name",
+            # deterministic constraints: the journal's callers repair and check designs
+            # against the same feasible set as the system it records
+            "constraint_A", "constraint_b", "feasibility",
         ):
             setattr(self, attr, getattr(problem, attr, None))
         self.real_replications = 0

@@ -342,3 +342,18 @@ def test_the_default_stays_unless_a_candidate_beats_it_with_confidence():
     assert stages.compose.choose([default, lucky], None, w, 2, alpha=0.1)[0] == lucky[0]
     # a default that was not raced cannot be kept
     assert stages.compose.choose([lucky, steady], nm, w, 2, alpha=0.1)[0] == lucky[0]
+
+
+def test_data_on_a_constrained_system_behind_the_journal_is_feasible(tmp_path):
+    from simopt.journal import JournaledProblem
+
+    shelf = Problem.from_function(
+        "shelf", "toy", [Variable("a", 0, 40, integer=True), Variable("b", 0, 40, integer=True)],
+        lambda x, rng: {"objective": float((x[0] - 20) ** 2 + (x[1] - 20) ** 2 + rng.normal())},
+        x0=[5, 5],
+    )
+    shelf.set_constraints([[1.0, 2.0]], [50.0])  # a + 2 b <= 50
+    real = JournaledProblem(shelf, tmp_path / "journal.jsonl")
+    data = stages.collect(real, 60, 5, seed=0)  # raised "infeasible" when the journal hid A, b
+    assert len(data.designs) == 12
+    assert np.all(data.designs @ np.array([1.0, 2.0]) <= 50.0 + 1e-9)

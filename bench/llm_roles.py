@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -53,7 +54,7 @@ SOCRATES_CFG = dict(solvers=["random_search", "nelder_mead", "spsa"], rounds=2, 
 BUDGET_FRACTION = 0.1
 N_POSTREPS = 100
 POSTREP_SEED = 777_777
-SAMPLING = {"temperature": 0.0, "seed": 0, "max_tokens": 768}
+SAMPLING = {"temperature": 0.0, "seed": 0, "max_tokens": 384}
 CLIENT = {"timeout": 120.0, "max_retries": 1, "max_repairs": 1, "backoff_s": 0.2}
 
 #: Requests and the plan each means: (algorithm, seed, {config key: value the request says}).
@@ -387,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     backends: list[str] = []
     t_all = time.time()
     load_start = os.getloadavg()
+    # a SIGTERM unwinds like Ctrl-C, so the `finally` below stops the model server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         for b in args.backends:
             if b == "offline":

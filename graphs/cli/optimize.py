@@ -26,7 +26,7 @@ import typer
 
 from core.errors import InputError
 from graphs.cli.common import console, console_err, print_json
-from simopt.metrics import DEFAULT_POSTREPS, POSTREP_SEED
+from simopt.metrics import DEFAULT_POSTREPS, POSTREP_SEED, score_design
 
 N_POSTREPS = DEFAULT_POSTREPS  # the run scorer's defaults (simopt.metrics)
 
@@ -52,7 +52,7 @@ def run_optimize(
     budget = problem.default_budget if budget is None else int(budget)
     if budget < 1:
         raise InputError(f"--budget must be >= 1 replication, got {budget}")
-    if not solvers.solver_supports(solver, problem):
+    if not solvers.solver_can_move(solver, problem):
         kinds = "integer" if problem.integer_mask.any() else "continuous"
         console_err.print(f"note: {solver_name} is not made for {problem.name}'s {kinds} "
                           "variables and may not move from x0; SOCRATES (the default method) "
@@ -251,15 +251,15 @@ def run_socrates_cli(
         "models": models_by_role(backend, list(SOCRATES_ROLES)),
     }
     if res.best_x is not None:
-        post = problem.simulate(res.best_x, N_POSTREPS, seed=POSTREP_SEED).mean
+        scores = score_design(problem, res.best_x, N_POSTREPS, POSTREP_SEED)
         summary.update(best_x=res.best_x.tolist(), estimate=res.best_estimate,
                        estimate_ci=list(res.estimate_ci) if res.estimate_ci else None,
                        estimate_reps=res.estimate_reps, estimate_fresh=res.estimate_fresh,
-                       estimate_text=res.describe_estimate(), post_estimate=float(post))
+                       estimate_text=res.describe_estimate(), post_estimate=scores["objective"])
         if problem.known_optimum is not None:
-            f_star = float(problem.known_optimum[1])
-            f_x0 = problem.simulate(problem.x0, N_POSTREPS, seed=POSTREP_SEED).mean
-            summary.update(f_star=f_star, terminal_gap=float((post - f_star) / (f_x0 - f_star)))
+            summary["f_star"] = float(problem.known_optimum[1])
+            if "gap" in scores:
+                summary["terminal_gap"] = scores["gap"]
     return summary
 
 

@@ -532,11 +532,13 @@ def solver_can_move(name_or_cls: str | type[Solver] | Solver, problem: Problem) 
 
     :func:`solver_supports` decides, with one exception: a lattice method
     (``supports_continuous = False``, e.g. integer local search) moves by unit steps, and on
-    continuous variables whose search ranges (``problem.search_box()``: the bounds, infinite
-    sides replaced around ``x0``) each span at least ``LATTICE_SPAN`` units (order quantities,
-    reorder levels such as SSCONT-1's ``(s, S - s)``) the unit lattice is a grid of at most 2%
-    of the range, fine enough to optimize on; on narrower continuous ranges it could not move
-    and gets no budget.
+    continuous variables whose ranges each span at least ``LATTICE_SPAN`` units (order
+    quantities, reorder levels such as SSCONT-1's ``(s, S - s)``) the unit lattice is a grid
+    of at most 2% of the range, fine enough to optimize on; on narrower continuous ranges it
+    could not move and gets no budget. The range is the bounds, with an infinite side replaced
+    by ``x0 ± max(1, |x0|)`` (``problem.search_box(1.0)``: the scale the start itself sets),
+    not the tenfold box a solver may roam: SAN-1's durations start at 8 with an optimum near
+    1.5, and a unit lattice there is no grid at all, although the tenfold box spans 88 units.
     """
     if solver_supports(name_or_cls, problem):
         return True
@@ -548,6 +550,6 @@ def solver_can_move(name_or_cls: str | type[Solver] | Solver, problem: Problem) 
     mask = np.asarray(problem.integer_mask, dtype=bool)
     if cls.supports_continuous or not cls.supports_integer or mask.all():
         return False
-    lo, hi = problem.search_box()
+    lo, hi = problem.search_box(width=1.0)
     span = (hi - lo)[~mask]
     return bool(np.all(np.isfinite(span) & (span >= LATTICE_SPAN)))

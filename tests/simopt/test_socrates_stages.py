@@ -285,7 +285,12 @@ def test_a_lattice_method_races_on_wide_unbounded_continuous_levels():
         "tiny", "toy", [Variable("a", 0.0, np.inf)],
         lambda x, rng: {"objective": float(x[0])}, x0=[0.5],
     )
-    assert not stages.capable("integer_local_search", tiny)  # search range 0.5 +- 10: too narrow
+    assert not stages.capable("integer_local_search", tiny)  # range 0.5 +- 1: too narrow
+    durations = Problem.from_function(  # SAN-1-like: starts at 8, optimum near 1.5
+        "durations", "toy", [Variable("t", 0.01, np.inf)],
+        lambda x, rng: {"objective": float(x[0] + 1 / x[0])}, x0=[8.0],
+    )
+    assert not stages.capable("integer_local_search", durations)  # the tenfold box spans 88
     # and the race itself accepts what the capability check lets in
     from simopt.portfolio import evaluate_portfolio
 

@@ -133,9 +133,11 @@ def environment() -> dict:
         except (OSError, subprocess.SubprocessError):
             return "?"
 
-    dirty = git("status", "--porcelain", "--", "simopt", "bench/simopt_portfolio.py")
+    # the code this bench runs (other packages' edits in progress do not mark it dirty)
+    dirty = git("status", "--porcelain", "--", "simopt/solvers", "simopt/problems",
+                "simopt/problem.py", "simopt/metrics.py", "core", "bench/simopt_portfolio.py")
     return {
-        "commit": git("rev-parse", "HEAD") + (" (+ uncommitted changes under simopt/)"
+        "commit": git("rev-parse", "HEAD") + (" (+ uncommitted changes to the code it runs)"
                                               if dirty else ""),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"), "cpu": cpu,
         "cores": os.cpu_count(), "python": platform.python_version(),

@@ -357,11 +357,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     worker = Worker(args.simoptlib_python)
-    version = worker.call("info", name="EXAMPLE-2") and subprocess.run(
-        [args.simoptlib_python, "-m", "pip", "show", "simoptlib"], capture_output=True,
-        text=True).stdout
-    version = next((ln.split(":", 1)[1].strip() for ln in version.splitlines()
+    shown = subprocess.run([args.simoptlib_python, "-m", "pip", "show", "simoptlib"],
+                           capture_output=True, text=True).stdout
+    version = next((ln.split(":", 1)[1].strip() for ln in shown.splitlines()
                     if ln.startswith("Version")), "?")
+    load_at_start = os.getloadavg()[0]
     names = [p for p in args.problems.split(",") if p]
     ours = [s for s in args.solvers.split(",") if s]
     theirs = [s for s in args.simoptlib_solvers.split(",") if s]
@@ -478,12 +478,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"[{lo:+.3f}, {hi:+.3f}] | {'yes' if d <= 0.05 else 'no'} |")
     total = time.perf_counter() - t_start
     worker.close()
-    dirty = git("status", "--porcelain", "--", "simopt", "bench/simoptlib_yardstick.py")
+    # the code this bench runs (other packages' edits in progress do not mark it dirty)
+    dirty = git("status", "--porcelain", "--", "simopt/solvers", "simopt/problems",
+                "simopt/problem.py", "simopt/metrics.py", "core", "bench/simoptlib_yardstick.py")
     head = [
         "# The SimOpt library's solvers as a yardstick on integer problems",
         "",
         f"Commit `{git('rev-parse', 'HEAD')}`"
-        + (" (+ uncommitted changes under simopt/ or this bench)" if dirty else "")
+        + (" (+ uncommitted changes to the code it runs)" if dirty else "")
         + f", run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, simoptlib {version} "
         f"(its own venv). Command: `python bench/simoptlib_yardstick.py "
         + " ".join(sys.argv[1:] if argv is None else argv) + "`",
@@ -491,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         (f"**Stopped by --time-limit {args.time_limit:g} s** after whole seeds; "
          if stopped else "") + f"{args.macroreps} macro-replications planned; column M is what "
         "each cell completed (the same seeds for every solver of the cell). Total wall time "
-        f"{total / 60:.1f} min on a shared 2-core machine, nice 19, one process.",
+        f"{total / 60:.1f} min on a shared 2-core machine (load average {load_at_start:.1f} at "
+        "the start), one process at a time; wall (s) is the mean per run, SimOpt's runs "
+        "inside the worker, ours including the subprocess round trips.",
         "",
         f"Scorer: every recommended design post-replicated {args.n_postreps} times on SimOpt's "
         "simulator (MRG32k3a stream 0, the same replications for every design); gap = "

@@ -305,7 +305,7 @@ def test_the_user_problem_file_is_the_only_code_loaded_from_a_path():
     explicit choice; a plan (request or LLM) can only name built-in problems."""
     hits = [f"{p.relative_to(ROOT)}" for pkg in ("agents", "graphs", "simopt", "training")
             for p in (ROOT / pkg).rglob("*.py") if "exec_module" in p.read_text()]
-    assert hits == [os.path.join("graphs", "socrates.py")]
+    assert hits == [os.path.join("graphs", "socrates_runtime.py")]
     plan = validate_plan(ExperimentPlan(request="r", runs=[PlannedRun(
         algorithm="socrates", config={"problem": "evil.py:factory", "budget": 100})]))
     assert re.search(r"unknown problem 'evil.py:factory'", json.dumps(plan.errors))

@@ -362,3 +362,31 @@ def test_data_on_a_constrained_system_behind_the_journal_is_feasible(tmp_path):
     data = stages.collect(real, 60, 5, seed=0)  # raised "infeasible" when the journal hid A, b
     assert len(data.designs) == 12
     assert np.all(data.designs @ np.array([1.0, 2.0]) <= 50.0 + 1e-9)
+
+
+def test_bootstrap_t_covers_skewed_costs_better_than_student_t():
+    """Exponential costs (skewness 2), 9 replications, 1500 samples: Student-t's symmetric
+    interval undercovers (about 0.89); the bootstrap-t is second-order accurate (about 0.93).
+    Both are compared on the same samples, so the difference is not sampling luck."""
+    from simopt.socrates.select import bootstrap_t_interval, t_interval
+
+    rng = np.random.default_rng(11)
+    boot, student = [], []
+    for i in range(1500):
+        x = rng.exponential(1.0, 9)
+        _, lo, hi = bootstrap_t_interval(x, 0.95, seed=i, n_boot=500)
+        boot.append(lo <= 1.0 <= hi)
+        _, lo, hi = t_interval(x, 0.95)
+        student.append(lo <= 1.0 <= hi)
+    assert np.mean(student) < 0.915  # the shortfall the bootstrap-t removes
+    assert np.mean(boot) > np.mean(student) + 0.02
+    assert 0.90 < np.mean(boot) < 0.97
+    # on normal data it is close to Student-t, and deterministic given its seed
+    z = rng.normal(3.0, 1.0, 12)
+    m, lo, hi = bootstrap_t_interval(z, 0.95, seed=5)
+    _, tlo, thi = t_interval(z, 0.95)
+    assert m == pytest.approx(z.mean()) and lo < m < hi
+    assert (hi - lo) == pytest.approx(thi - tlo, rel=0.3)
+    assert bootstrap_t_interval(z, 0.95, seed=5) == (m, lo, hi)
+    # too few replications, or no spread: Student-t (or a point)
+    assert bootstrap_t_interval(z[:3], 0.95) == t_interval(z[:3], 0.95)

@@ -363,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                         and s >= args.ablation_macroreps:
                     continue
                 jobs.append((p, m, budget, s, run_root))
-    # seed by seed, the slow SOCRATES jobs of a seed first: a bench stopped early has whole seeds
-    jobs.sort(key=lambda j: (j[3], not j[1].startswith("socrates")))
+    # SOCRATES and the fixed solvers seed by seed (the slow SOCRATES jobs of a seed first), then
+    # the ablations seed by seed: a bench stopped early has whole seeds of the main comparison
+    jobs.sort(key=lambda j: (j[1].startswith("socrates-"), j[3], not j[1].startswith("socrates")))
     t0 = time.time()
     partial = Path(args.out).with_suffix(".partial.jsonl")
     rows = []

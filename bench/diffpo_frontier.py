@@ -35,6 +35,9 @@ names the argument); results are always rendered whole from the runs of this arg
 Runs with one torch thread by default (``--threads``): this model is tiny, and on a shared
 2-core machine more threads were slower. The earlier Sudoku bench is
 ``bench/diffpo_frontier_sudoku.py``.
+
+Why one file of this length: a bench is one script per claim (STYLE), read top to bottom from
+data to SFT to RL runs; its statistics and report live in ``diffpo_frontier_report.py``.
 """
 
 from __future__ import annotations

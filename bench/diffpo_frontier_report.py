@@ -6,6 +6,10 @@ compared with it at its own mean NFE (Δacc) and at its own accuracy (NFE saving
 seed, with Student-t 95% intervals over seeds (:func:`_ci`). :func:`claim_verdict` turns the
 comparison with the best fixed threshold into issue #19's label; :func:`write_letters_markdown`
 and :func:`plot_letters` render ``bench/results/diffpo_frontier.{md,png}``.
+
+Why one file of this length: the frontier study's statistics (concave hull of fixed
+thresholds, intervals over seeds, the verdict) and its rendering belong together; each
+function is tested against a brute-force or scipy computation.
 """
 
 from __future__ import annotations

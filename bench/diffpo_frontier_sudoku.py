@@ -35,6 +35,9 @@ cache with the SFT folders (``sft``, ``sft2``, ``sft_start_*.json``, the JSONL f
 
 Runs with one torch thread by default (``--threads``): on a shared 2-core machine two threads
 were 5-7x slower per step for this tiny model.
+
+Why one file of this length: a bench is one script per claim (STYLE); this is the earlier
+Sudoku study kept whole so its results can be regenerated.
 """
 
 from __future__ import annotations

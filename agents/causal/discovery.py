@@ -20,6 +20,11 @@ objective), this module answers four questions, each by a standard method:
   inputs, then intermediates, then the objective; nothing points into a decision), on normal
   scores of the ranks (a Gaussian copula: Fisher-z then sees monotone effects that are not
   linear). FCI's bidirected edges name pairs that share an unrecorded cause.
+
+Why one file of this length: the data side is one statistical pipeline over the data-collection
+stage's observations (design independence, decision effects, identities, min/max and
+censoring, then PC/FCI tier by tier on residuals), each step feeding the next; split, the
+steps would pass the same intermediate tables back and forth between modules.
 """
 
 from __future__ import annotations

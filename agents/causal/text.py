@@ -23,6 +23,11 @@ A description is read in passes, each a plain method (no lookup of known systems
 
 The result is :class:`TextEvidence`; ``statements`` counts what was read, so the policy can say
 when the text yielded nothing instead of presenting a default graph as a reading.
+
+Why one file of this length: the reader is one pass over the description (mentions, then
+formulas, then dependency phrases, then unrecorded quantities) whose steps share one table of
+mentions; the name finder (``names.py``), the arithmetic in words (``arith.py``) and the
+vocabulary (``lexicon.py``) already live apart.
 """
 
 from __future__ import annotations

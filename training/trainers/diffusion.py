@@ -55,6 +55,10 @@ problems with reward 1), ``eval/reward@<setting>`` and ``eval/nfe@<setting>`` (m
 problem); ``eval/accuracy`` / ``eval/nfe`` / ``eval/reward`` are those of the training sampler
 (the controller's for the joint sampler). The accuracy-NFE frontier is written to
 ``frontier.png`` and ``frontier.json`` in the run folder.
+
+Why one file of this length: the three algorithms share one loop (rollout, reward, old
+scores, loss per inner update; CleanRL style, read top to bottom), and d1 and DiFFPO differ
+only in marked places of it; split, the loop's setup would be written three times.
 """
 
 from __future__ import annotations

@@ -327,18 +327,14 @@ def score_schedule(
     weights: Sequence[float],
     refs: Sequence[tuple[float, float]],
     budget: int,
-    x0: Sequence[float] | np.ndarray | None = None,
-    macroreps: int = 2,
-    seed: int = 0,
-    n_postreps: int = 30,
-    n_jobs: int = 1,
     alpha: float = 0.1,
-    grid: np.ndarray = DEFAULT_GRID,
-    executor: str | Executor | None = None,
+    **runs,
 ) -> SolverSummary:
-    """Run a schedule on the ensemble and summarize it like a solver (same references;
-    the runs as in :func:`schedule_curves`)."""
-    curves = schedule_curves(schedule, replicas, refs, budget, x0, macroreps, seed, n_postreps,
-                             n_jobs, grid, executor)
+    """Run a schedule on the ensemble and summarize it like a solver (same references).
+
+    ``runs``: the keyword arguments of :func:`schedule_curves` (``x0``, ``macroreps``,
+    ``seed``, ``n_postreps``, ``n_jobs``, ``grid``, ``executor``).
+    """
+    curves = schedule_curves(schedule, replicas, refs, budget, **runs)
     stats = _weighted_stats(curves, np.asarray(weights, dtype=float), alpha)
     return SolverSummary(solver=schedule.describe(), **stats)

@@ -354,13 +354,18 @@ def fallbacks(rows: list[dict], backends: list[str]) -> str:
     return "\n".join(lines) or "(none)"
 
 
+#: The code this bench runs: a change elsewhere in the checkout does not make its results dirty.
+CODE_PATHS = ["agents", "graphs", "simopt", "core", "bench/llm_roles.py"]
+
+
 def _commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, text=True, capture_output=True).stdout.strip()
-        return sha + (" (+ uncommitted changes)" if dirty else "")
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *CODE_PATHS], cwd=ROOT, text=True,
+                               capture_output=True).stdout.strip()
+        return sha + (" (+ uncommitted changes in the code it runs)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -388,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     backends: list[str] = []
     t_all = time.time()
     load_start = os.getloadavg()
+    commit = _commit()  # the code this run imports: read now, not after hours of other commits
     # a SIGTERM unwinds like Ctrl-C, so the `finally` below stops the model server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -437,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "# Agent roles on a real model vs the offline policies",
         "",
-        f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; commit {_commit()}; "
+        f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; commit {commit}; "
         f"command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; total wall time "
         f"{time.time() - t_all:.0f} s on {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}; "

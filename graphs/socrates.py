@@ -443,7 +443,8 @@ class SocratesResult:
         best_estimate: its mean over ``estimate_reps`` fresh replications that played no part
             in choosing it (unbiased), or, with ``final_selection=0``, its sample mean in the
             execution (biased by selection; ``estimate_fresh`` is then False).
-        estimate_ci: the 95% bootstrap-t interval of ``best_estimate`` (simopt.socrates.select).
+        estimate_ci: the 95% skewness-corrected t interval of ``best_estimate``
+            (simopt.socrates.select).
         estimate_reps: replications behind ``best_estimate``.
         estimate_fresh: whether those replications are independent of the choice.
         schedule: the last schedule executed.

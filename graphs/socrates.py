@@ -468,15 +468,14 @@ class SocratesResult:
     estimate_fresh: bool = False
 
     def describe_estimate(self) -> str:
-        """``"mean ± half-width (95% CI, n fresh replications)"``."""
+        """The estimate, its 95% interval and the replications behind it
+        (:func:`simopt.socrates.select.describe_interval`)."""
         if self.best_estimate is None:
             return "no estimate (nothing ran on the real system)"
         if self.estimate_ci is None:
             return f"{self.best_estimate:.4g}"
-        half = 0.5 * (self.estimate_ci[1] - self.estimate_ci[0])
-        kind = "fresh" if self.estimate_fresh else "selection-biased"
-        return (f"{self.best_estimate:.4g} ± {half:.3g} (95% CI, {self.estimate_reps} {kind} "
-                "replications)")
+        return stages.select.describe_interval(self.best_estimate, self.estimate_ci,
+                                               self.estimate_reps, self.estimate_fresh)
 
     @property
     def budget_used(self) -> int:

@@ -110,10 +110,22 @@ class FinalAnswer:
         )
 
     def describe(self, digits: int = 4) -> str:
-        half = 0.5 * (self.ci[1] - self.ci[0])
-        kind = "fresh" if self.fresh else "selection-biased"
-        return (f"{self.estimate:.{digits}g} ± {half:.{digits}g} "
-                f"({100 * self.level:.0f}% CI, {self.n} {kind} replications)")
+        return describe_interval(self.estimate, self.ci, self.n, self.fresh, self.level, digits)
+
+
+def describe_interval(estimate: float, ci: tuple[float, float], n: int, fresh: bool = True,
+                      level: float = 0.95, digits: int = 4) -> str:
+    """``"m ± h (95% CI, n fresh replications)"`` for a symmetric interval, else
+    ``"m, 95% CI [lo, hi] (n fresh replications)"`` (a skewness-corrected interval is not
+    centred on the mean, and "±" would misstate it)."""
+    kind = "fresh" if fresh else "selection-biased"
+    lo, hi = float(ci[0]), float(ci[1])
+    below, above = estimate - lo, hi - estimate
+    if abs(above - below) <= 0.02 * max(hi - lo, 1e-300):
+        return (f"{estimate:.{digits}g} ± {0.5 * (hi - lo):.{digits}g} "
+                f"({100 * level:.0f}% CI, {n} {kind} replications)")
+    return (f"{estimate:.{digits}g}, {100 * level:.0f}% CI [{lo:.{digits}g}, {hi:.{digits}g}] "
+            f"({n} {kind} replications)")
 
 
 def merge_histories(*histories: History) -> History:

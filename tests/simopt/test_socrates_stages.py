@@ -402,3 +402,11 @@ def test_hall_interval_is_student_t_on_symmetric_data_and_stays_finite_on_capped
     assert hi <= 0.75 and (hi - lo) < 3.0 * (thi - tlo)
     assert skew_t_interval(np.full(9, 3.0)) == (3.0, 3.0, 3.0)
     assert skew_t_interval(sym[:2]) == t_interval(sym[:2])
+
+
+def test_an_interval_off_centre_is_written_as_its_ends():
+    from simopt.socrates.select import describe_interval
+
+    assert describe_interval(1.0, (0.5, 1.5), 9) == "1 ± 0.5 (95% CI, 9 fresh replications)"
+    assert describe_interval(0.5, (-0.9, 0.75), 9) == \
+        "0.5, 95% CI [-0.9, 0.75] (9 fresh replications)"

@@ -44,6 +44,9 @@ Runs go seed by seed (all solvers of macro-replication ``m`` before ``m + 1``), 
 ``bench/results/simoptlib_yardstick.runs.jsonl`` as they finish (``--resume`` reuses them), and
 ``--time-limit`` starts no new seed after that many seconds; the report uses the seeds every
 solver of a cell completed.
+
+Why one file of this length: the worker (run in SimOpt's venv) and the driver speak one
+JSON-lines protocol; keeping both halves in one file keeps that protocol in one place.
 """
 
 from __future__ import annotations

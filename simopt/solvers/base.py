@@ -17,6 +17,9 @@ Nothing that succeeded is lost: the replications of the failing call that comple
 ``exc.history`` (every evaluation), ``exc.budget_used`` and, from :meth:`Solver.run`,
 ``exc.trajectory`` (the recommendations up to the failure). A solver never skips a failed
 design silently: it could not compare it with the others.
+
+Why one file of this length: the evaluator, the history and the solver base class share one
+budget and one random-number contract; split apart, each would have to restate it.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from training import train  # noqa: E402
 from training.loop import latest_checkpoint  # noqa: E402
 from training.tasks import letters  # noqa: E402
@@ -419,18 +420,13 @@ def letters_summary(runs: list[dict], methods: list[str]) -> dict:
 
 
 def _git_state() -> dict:
-    import subprocess
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
     mine = ["bench/diffpo_frontier.py", "training/trainers/diffusion.py",
             "training/losses/diffusion.py", "training/sampling.py", "training/tasks/letters.py",
             "training/diffusion_model.py", "training/diffusion_config.py"]
-    return {"commit": git("rev-parse", "HEAD"),
-            "dirty_own_files": git("status", "--porcelain", "--", *mine).splitlines(),
-            "training_diff_vs_head": git("diff", "--shortstat", "HEAD", "--", "training",
-                                         "core", "simopt")}
+    return {"commit": provenance.commit(),
+            "dirty_own_files": provenance.changes(mine),
+            "training_diff_vs_head": provenance.git("diff", "--shortstat", "HEAD", "--",
+                                                    "training", "core", "simopt")}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

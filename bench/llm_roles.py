@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import warnings
@@ -45,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from simopt import get_problem, list_problems, metrics  # noqa: E402
 
 # A SOCRATES configuration small enough to run every problem on 2 cores with a model in the loop.
@@ -359,15 +359,8 @@ CODE_PATHS = ["agents", "graphs", "simopt", "core", "bench/llm_roles.py"]
 
 
 def _commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                             capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                *CODE_PATHS], cwd=ROOT, text=True,
-                               capture_output=True).stdout.strip()
-        return sha + (" (+ uncommitted changes in the code it runs)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return provenance.commit(CODE_PATHS, short=True, untracked=False, unknown="unknown",
+                             note=" (+ uncommitted changes in the code it runs)")
 
 
 def main(argv: list[str] | None = None) -> int:

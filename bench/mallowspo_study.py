@@ -37,7 +37,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from training.config import BanditSection  # noqa: E402
 from training.tasks.bandit import (  # noqa: E402
     fit_implicit_rewards,
@@ -401,16 +401,10 @@ def plot(pop, est, fr, fin_tab, fin_shared, path):
 
 def git_commit() -> str:
     """HEAD, flagged when a file this study depends on differs from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--",
-                                "training/tasks/bandit.py", "training/losses/preference.py",
-                                "training/trainers/preference.py", "bench/mallowspo_study.py"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return head + (" (with uncommitted changes to the study's files)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return provenance.commit(["training/tasks/bandit.py", "training/losses/preference.py",
+                              "training/trainers/preference.py", "bench/mallowspo_study.py"],
+                             short=True, unknown="unknown",
+                             note=" (with uncommitted changes to the study's files)")
 
 
 def main() -> None:

@@ -34,7 +34,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from examples.opd_divergences import STUDY_CONFIG  # noqa: E402
 
 BIAS_DIVERGENCES = ["reverse_kl", "reverse_kl_k3", "forward_kl", "js", "hellinger", "tv",
@@ -60,17 +60,11 @@ LABEL = {"opd": "OPD (stop-gradient)", "opd+": "OPD+"}
 
 def git_commit() -> str:
     """HEAD, flagged when a file this study depends on differs from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--",
-                                "training/losses/opd.py", "training/trainers/distill.py",
-                                "training/teacher.py", "examples/opd_divergences.py",
-                                "bench/opd_study.py"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return head + (" (with uncommitted changes to the study's files)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return provenance.commit(["training/losses/opd.py", "training/trainers/distill.py",
+                              "training/teacher.py", "examples/opd_divergences.py",
+                              "bench/opd_study.py"],
+                             short=True, unknown="unknown",
+                             note=" (with uncommitted changes to the study's files)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -39,6 +38,9 @@ from agents.causal import propose_skeleton, skeleton_metrics
 from simopt.problems import get_problem, list_problems
 from simopt.replicas import collect_data, fit_ensemble, replica_optimum
 from simopt.socrates.data import data_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import provenance  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA_FRACTION, REPS_PER_DESIGN, K, N_BOOTSTRAP = 0.15, 5, 3, 2  # SocratesConfig's defaults
@@ -90,12 +92,6 @@ def one(name: str, seed: int) -> dict:
     }
 
 
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                         capture_output=True, text=True).stdout.strip()
-    return out or "unknown"
-
-
 def markdown(rows: list[dict], seeds: int, problems: list[str]) -> str:
     lines = [
         "# Replica fidelity: skeleton-guided ensemble vs no-skeleton ablation",
@@ -113,7 +109,7 @@ def markdown(rows: list[dict], seeds: int, problems: list[str]) -> str:
         "negative = better than the reference optimum within noise). Target (issue #17): "
         "ensemble gap <= 0.15 on every built-in problem.",
         "",
-        f"- commit: {_commit()}",
+        f"- commit: {provenance.commit(unknown='unknown')}",
         f"- command: `python bench/replica_fidelity.py {' '.join(sys.argv[1:])}`",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- environment: Python {platform.python_version()}, {platform.machine()}, numpy "

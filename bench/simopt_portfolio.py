@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from simopt import get_problem, list_problems, metrics, solvers  # noqa: E402
 from simopt.solvers.base import Trajectory  # noqa: E402
 
@@ -126,19 +126,11 @@ def environment() -> dict:
                 break
     except OSError:
         pass
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return "?"
-
     # the code this bench runs (other packages' edits in progress do not mark it dirty)
-    dirty = git("status", "--porcelain", "--", "simopt/solvers", "simopt/problems",
-                "simopt/problem.py", "simopt/metrics.py", "core", "bench/simopt_portfolio.py")
+    code = ["simopt/solvers", "simopt/problems", "simopt/problem.py", "simopt/metrics.py", "core",
+            "bench/simopt_portfolio.py"]
     return {
-        "commit": git("rev-parse", "HEAD") + (" (+ uncommitted changes to the code it runs)"
-                                              if dirty else ""),
+        "commit": provenance.commit(code),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"), "cpu": cpu,
         "cores": os.cpu_count(), "python": platform.python_version(),
         "numpy": np.__version__, "scipy": scipy.__version__, "torch": torch.__version__,

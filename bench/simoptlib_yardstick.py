@@ -148,6 +148,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from core.errors import InputError, SimulationError  # noqa: E402
 from simopt import get_problem, metrics, solvers  # noqa: E402
 from simopt.problem import Observations, Problem, Variable  # noqa: E402
@@ -331,14 +332,6 @@ def diff_ci(a: list[float], b: list[float], n_boot: int, seed: int = 7) -> tuple
     return float(lo), float(hi)
 
 
-def git(*cmd: str) -> str:
-    try:
-        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True,
-                              timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problems", default=",".join(PROBLEMS))
@@ -482,13 +475,13 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t_start
     worker.close()
     # the code this bench runs (other packages' edits in progress do not mark it dirty)
-    dirty = git("status", "--porcelain", "--", "simopt/solvers", "simopt/problems",
-                "simopt/problem.py", "simopt/metrics.py", "core", "bench/simoptlib_yardstick.py")
+    dirty = provenance.dirty(["simopt/solvers", "simopt/problems", "simopt/problem.py",
+                              "simopt/metrics.py", "core", "bench/simoptlib_yardstick.py"])
     head = [
         "# The SimOpt library's solvers as a yardstick on integer problems",
         "",
-        f"Commit `{git('rev-parse', 'HEAD')}`"
-        + (" (+ uncommitted changes to the code it runs)" if dirty else "")
+        f"Commit `{provenance.commit()}`"
+        + (provenance.DIRTY_NOTE if dirty else "")
         + f", run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, simoptlib {version} "
         f"(its own venv). Command: `python bench/simoptlib_yardstick.py "
         + " ".join(sys.argv[1:] if argv is None else argv) + "`",

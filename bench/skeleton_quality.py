@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -39,6 +38,9 @@ from agents.causal import propose_skeleton, skeleton_metrics
 from simopt.problems import get_problem, list_problems
 from simopt.replicas import collect_data
 from simopt.socrates.data import data_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import provenance  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "paraphrases.json"
 HELDOUT = CORPUS.with_name("paraphrases_heldout.json")
@@ -130,12 +132,6 @@ def summarize(result: dict) -> dict:
     return out
 
 
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                         capture_output=True, text=True).stdout.strip()
-    return out or "unknown"
-
-
 def markdown(result: dict, summary: dict) -> str:
     lines = [
         "# Skeleton quality: original descriptions vs paraphrases",
@@ -157,7 +153,7 @@ def markdown(result: dict, summary: dict) -> str:
         "",
         f"Seed {result['seed']}; {result['environment']}.",
         "",
-        f"- commit: {_commit()}",
+        f"- commit: {provenance.commit(unknown='unknown')}",
         f"- command: `python bench/skeleton_quality.py {' '.join(sys.argv[1:])}`",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- LLM: {result['llm']}" if result["llm"] else "- LLM: none configured (offline policy)",

@@ -35,7 +35,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -46,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import provenance  # noqa: E402
 from simopt import get_problem, list_problems, metrics, solvers  # noqa: E402
 
 N_POSTREPS = 200
@@ -382,14 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in rows if "error" not in r]
     import torch
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "simopt", "graphs", "agents",
-                            "bench/socrates_vs_baselines.py"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    commit = provenance.commit(["simopt", "graphs", "agents", "bench/socrates_vs_baselines.py"],
+                               note=" (with uncommitted changes)")
     header = (
         f"# SOCRATES vs single solvers ({args.fraction:.0%} of each default budget)\n\n"
-        f"- commit: {commit}{' (with uncommitted changes)' if dirty else ''}\n"
+        f"- commit: {commit}\n"
         f"- command: `python bench/socrates_vs_baselines.py {' '.join(argv or sys.argv[1:])}`\n"
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n"
         f"- macro-replications: {args.macroreps} (seeds 0..{args.macroreps - 1}); "

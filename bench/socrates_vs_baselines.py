@@ -12,7 +12,8 @@ default budget:
   replicas, no composition), ``socrates-no-skeleton``, ``socrates-k1`` (one replica),
   ``socrates-no-replan``, ``socrates-no-selection`` (``final_selection=0``),
   ``socrates-no-default`` (the best robust score wins outright: no paired test against the
-  default solver), ``socrates-wide-data`` (data designs over the tenfold search box);
+  default solver), ``socrates-wide-data`` (data designs over the tenfold search box),
+  ``socrates-default-gp_bo`` (BoTorch BO, not Nelder-Mead, as the schedule kept by default);
 - every portfolio solver alone with the whole budget from ``x0``;
 - ``best-single-in-hindsight``: the single solver with the lowest mean terminal gap on that
   problem, chosen after the fact (an oracle no real user has).
@@ -59,6 +60,7 @@ VARIANTS = {
     "socrates-no-selection": {"final_selection": 0.0},
     "socrates-no-default": {"default_solver": None},
     "socrates-wide-data": {"data_box_width": 10.0},
+    "socrates-default-gp_bo": {"default_solver": "gp_bo"},
 }
 DERIVED = "socrates-before-selection"
 

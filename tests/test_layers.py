@@ -143,3 +143,16 @@ def test_moved_names_keep_working_at_their_old_address(old, new):
     a, b = importlib.import_module(old), importlib.import_module(new)
     shared = [n for n in getattr(a, "__all__", []) if hasattr(b, n)]
     assert shared and all(getattr(a, n) is getattr(b, n) for n in shared)
+
+
+def test_the_command_line_does_not_import_torch():
+    """Every ``socrates`` command imports graphs.cli; torch (over a second to import) loads only
+    where a command trains or runs a model."""
+    import subprocess
+    import sys
+
+    code = ("import sys, graphs.cli; "
+            "print(sorted(m for m in ('torch', 'accelerate') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout.strip()
+    assert out == "[]"

@@ -24,7 +24,13 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from training.base_config import ModelSection, RunConfig, Section, register_config
-from training.diffusion_model import DEFAULT_GAMMA_GRID, DEFAULT_THRESHOLD_GRID
+
+# The decoding grids live here, not in training/diffusion_model.py, so that reading a config
+# (every CLI command does, through the planner's catalog) does not import torch.
+DEFAULT_THRESHOLD_GRID: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# Entropy bounds (nats) for the EB sampler: 0 decodes one token per step (unless entropies are
+# 0); a bound of about (k - 1) log V lets k near-uniform tokens through at once.
+DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
 
 DIFFUSION_ALGORITHMS = ("mdm-sft", "d1", "diffpo")
 

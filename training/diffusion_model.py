@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from core.errors import InputError
+from training.diffusion_config import DEFAULT_GAMMA_GRID, DEFAULT_THRESHOLD_GRID
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -83,10 +84,6 @@ DIFFUSION_PRESETS: dict[str, dict[str, int]] = {
 # Presets built as RoFormerForMaskedLM (rotary positions); the others are BertForMaskedLM.
 ROTARY_PRESETS: frozenset[str] = frozenset({"tiny-mdm-rope", "small-mdm-rope"})
 
-DEFAULT_THRESHOLD_GRID: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-# Entropy bounds (nats) for the EB sampler: 0 decodes one token per step (unless entropies are
-# 0); a bound of about (k - 1) log V lets k near-uniform tokens through at once.
-DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
 
 # NOTE: the logit given to the mask token. softmax maps it to exactly 0 in fp32 and fp64 while
 # log_softmax stays finite, so entropies and KL terms never see 0 * inf.

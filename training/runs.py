@@ -27,10 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
-
 from core.errors import InputError
 from core.executors import connect_ray, ray_address
 from core.run_folder import METRICS_FILE, SUMMARY_FILE, read_metrics
@@ -81,6 +77,12 @@ def new_run_id(algorithm: str) -> str:
 
 def _from_main_process(value: str) -> str:
     """The main process's ``value``, on every process of a distributed job."""
+    # imported here: only distributed jobs need them, and importing torch at the top would cost
+    # every CLI command (which reads the registry through this module) over a second
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
     # same device choice as training.loop.make_accelerator, which reuses this state
     PartialState(cpu=not torch.cuda.is_available())
     box = [value]

@@ -21,10 +21,10 @@ from pydantic import ValidationError
 from agents.planner import catalog
 from agents.planner.schema import ExperimentPlan, PlanLimits, PlannedRun, SolverRunConfig
 from core.errors import InputError
+from core.settings import load_settings
 from simopt import get_problem
 from simopt.socrates.config import SocratesConfig
 from training.config import parse_config, path_errors
-from training.runs import runs_dir as default_runs_dir
 
 
 def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None,
@@ -41,7 +41,7 @@ def validate_plan(plan: ExperimentPlan, limits: PlanLimits | None = None,
             ``eval_path``, ``init_from``) must resolve inside it; default ``$SOCRATES_RUNS_DIR``
             or ``./runs``.
     """
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    root = Path(runs_dir) if runs_dir is not None else load_settings().runs_dir
     registry = catalog.training_configs()
     limits = limits or PlanLimits()
     errors, questions, notes = list(plan.errors), list(plan.questions), list(plan.notes)

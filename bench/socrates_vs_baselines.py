@@ -369,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     # the ablations seed by seed: a bench stopped early has whole seeds of the main comparison
     jobs.sort(key=lambda j: (j[1].startswith("socrates-"), j[3], not j[1].startswith("socrates")))
     t0 = time.time()
+    # read when the run starts: the code it imports, not what is committed hours later
+    commit = provenance.commit(["simopt", "graphs", "agents", "bench/socrates_vs_baselines.py"],
+                               note=" (with uncommitted changes)")
+    load_start = os.getloadavg()[0]
     partial = Path(args.out).with_suffix(".partial.jsonl")
     rows = []
     with partial.open("w") as fh:  # rows as they finish: a killed bench keeps what it did
@@ -384,8 +388,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in rows if "error" not in r]
     import torch
 
-    commit = provenance.commit(["simopt", "graphs", "agents", "bench/socrates_vs_baselines.py"],
-                               note=" (with uncommitted changes)")
     header = (
         f"# SOCRATES vs single solvers ({args.fraction:.0%} of each default budget)\n\n"
         f"- commit: {commit}\n"
@@ -394,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- macro-replications: {args.macroreps} (seeds 0..{args.macroreps - 1}); "
         f"post-replications per design: {N_POSTREPS}; offline LLM policies; total wall time "
         f"{time.time() - t0:.0f} s on {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}, shared with other work), Python "
+        f"({platform.processor() or platform.machine()}; 1-minute load average "
+        f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), Python "
         f"{platform.python_version()}, torch {torch.__version__}.\n\n"
         + LEGEND
     )

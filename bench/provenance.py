@@ -67,3 +67,22 @@ def commit(paths: Iterable[str] | None = None, short: bool = False, *,
     if paths is not None and dirty(paths, root=root, untracked=untracked):
         head += note
     return head
+
+
+def run_record(script: str, argv: Iterable[str], paths: Iterable[str] | None = None, *,
+               root: str | Path = ROOT) -> dict[str, str]:
+    """What produced a results file, read when the run starts (not after hours of other
+    commits): ``commit`` (see :func:`commit`, ``paths`` being the code the bench runs),
+    ``command`` (``python <script> <argv>``) and ``date_utc``."""
+    import datetime
+    import shlex
+
+    return {"commit": commit(paths, root=root),
+            "command": shlex.join(["python", script, *argv]),
+            "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")}
+
+
+def describe(record: dict[str, str]) -> str:
+    """One markdown line for a results file's header from :func:`run_record`."""
+    return (f"Commit `{record['commit']}`; command: `{record['command']}`; "
+            f"run {record['date_utc']} UTC.")

@@ -40,6 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from bench import provenance  # noqa: E402
+
+#: the code this bench measures (uncommitted edits there mark the results' commit)
+CODE_PATHS = ["simopt", "agents", "graphs", "training", "core", "bench/scaling.py"]
 SOLVERS = ["random_search", "nelder_mead", "spsa", "cmaes"]
 BASE = {"solvers": 2, "replicas": 2, "macroreps": 2}
 LEVELS = [1, 2, 4]
@@ -208,10 +212,13 @@ def write_markdown(res: dict, path: Path) -> None:
     lines = [
         "# Scaling: SOCRATES portfolio evaluation and the planner",
         "",
-        f"Measured by `bench/scaling.py` on {env['cpus']} CPU cores ({env['platform']}, "
-        f"Python {env['python']}). **The machine was shared with other jobs while this ran** "
-        f"(load average at the end: {', '.join(f'{v:.1f}' for v in env['load_average_at_end'])}"
-        " on 2 cores), so absolute times are pessimistic and noisy; the ratios are the point.",
+        provenance.describe(res["record"]),
+        "",
+        f"Measured on {env['cpus']} CPU cores ({env['platform']}, Python {env['python']}); "
+        f"1-minute load average {env['load_average_at_start']:.1f} at the start, "
+        f"{env['load_average_at_end'][0]:.1f} at the end (a load above the core count means "
+        "other work shared the machine: absolute times are then pessimistic; the ratios are "
+        "the point).",
         f"Each time is the median of {res['repeats']} calls after a warm-up call.",
         "",
         f"## Portfolio evaluation on replicas (measured; {port['problem']} replicas, budget "
@@ -300,6 +307,8 @@ def main() -> None:
     parser.add_argument("--markdown-only", action="store_true",
                         help="rewrite scaling.md from the saved scaling.json")
     args = parser.parse_args()
+    record = provenance.run_record("bench/scaling.py", sys.argv[1:], CODE_PATHS)
+    load_start = os.getloadavg()[0]
     if args.markdown_only:
         out = Path(args.out)
         write_markdown(json.loads((out / "scaling.json").read_text()), out / "scaling.md")
@@ -316,7 +325,8 @@ def main() -> None:
     print("planner:", flush=True)
     planner = planner_throughput(args.planner_rounds, args.repeats)
     res = {"portfolio": port, "planner": planner, "repeats": args.repeats,
-           "extrapolated": extrapolate(port, planner), "environment": environment()}
+           "extrapolated": extrapolate(port, planner), "record": record,
+           "environment": {**environment(), "load_average_at_start": load_start}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps(res, indent=2, default=float))

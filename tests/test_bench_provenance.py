@@ -95,3 +95,15 @@ def test_defaults_to_this_repository():
     root = Path(__file__).resolve().parents[1]
     assert provenance.ROOT == root
     assert provenance.commit() == _git(root, "rev-parse", "HEAD")
+
+
+def test_run_record_names_the_commit_the_command_and_the_date(repo):
+    rec = provenance.run_record("bench/x.py", ["--label", "two words"], ["code"], root=repo)
+    assert rec["commit"] == _git(repo, "rev-parse", "HEAD")
+    assert rec["command"] == "python bench/x.py --label 'two words'"
+    assert len(rec["date_utc"]) == len("2026-12-07 12:00")
+    (repo / "code" / "run.py").write_text("print(2)\n")
+    dirty = provenance.run_record("bench/x.py", [], ["code"], root=repo)
+    assert dirty["commit"].endswith(provenance.DIRTY_NOTE)
+    line = provenance.describe(rec)
+    assert rec["commit"] in line and rec["command"] in line and rec["date_utc"] in line

@@ -239,8 +239,7 @@ def write_markdown(res: dict, path: Path) -> None:
         lines.append("")
         lines.append(f"Ray's local start ({ray_rows[0]['ray_init_seconds']:.1f} s) is not in the "
                      "time; each task also pays a worker's first import of the package. The Ray "
-                     "and joblib rows were taken a minute or two apart under the other jobs' "
-                     "changing load: compare them with care.")
+                     "and joblib rows were taken a minute or two apart: compare them with care.")
     fit = ext["fit"]
     lines += [
         "",
@@ -255,9 +254,9 @@ def write_markdown(res: dict, path: Path) -> None:
         f"replica), {100 * ext['fractions']['serial']:.1f}% in the rest (gap curves, summary). "
         f"On 2 free cores that allows {ext['model_two_worker_speedup']:.2f}x. Measured here "
         f"with 2 joblib workers: {ext['measured_two_worker_speedup']:.2f}x (1 and 2 workers "
-        "interleaved): the 2 cores were already busy with other jobs, so the second worker "
-        "mostly competed for the same cores, and joblib pickles each job's replica (fitted "
-        "regression models) to its worker.",
+        "interleaved): joblib pickles each job's replica (fitted regression models) to its "
+        "worker, and any other load on the cores (load average above) competes with the "
+        "second worker.",
         "",
         "## Planner throughput (measured)",
         "",
@@ -283,8 +282,8 @@ def write_markdown(res: dict, path: Path) -> None:
     lines += [
         "",
         "Planner requests/s (extrapolated: requests are independent and share nothing, so "
-        "linear in free cores from the 1-process rate; the 2-process figure above was bound by "
-        "the other jobs on the 2 cores): " + ", ".join(
+        "linear in free cores from the 1-process rate; the 2-process figure above also pays "
+        "process start and any other load on the 2 cores): " + ", ".join(
             f"{n} cores ~{v:.0f}" for n, v in ext["planner_rps_by_cores"].items()) + ".",
         "",
         "7x3x2 is the SOCRATES default portfolio (7 solvers, 3 replicas, 2 macro-replications)."

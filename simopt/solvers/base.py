@@ -377,9 +377,7 @@ class Box:
 
     @classmethod
     def of(cls, problem: Problem) -> Box:
-        lo, hi = problem.search_box()
-        hi = np.where(hi > lo, hi, lo + 1.0)  # a fixed variable still gets a unit width
-        return cls(lo.astype(float), hi.astype(float))
+        return cls.of_bounds(*problem.search_box())
 
     @classmethod
     def of_bounds(cls, lo: np.ndarray, hi: np.ndarray) -> Box:

@@ -61,6 +61,8 @@ VARIANTS = {
     "socrates-no-default": {"default_solver": None},
     "socrates-wide-data": {"data_box_width": 10.0},
     "socrates-default-gp_bo": {"default_solver": "gp_bo"},
+    "socrates-cold": {"warm_start": False},
+    "socrates-default-gp_bo-cold": {"default_solver": "gp_bo", "warm_start": False},
 }
 DERIVED = "socrates-before-selection"
 

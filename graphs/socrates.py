@@ -47,8 +47,10 @@ from graphs.socrates_runtime import (
     _ensemble,
     _executor,
     _llm,
+    _real_warm,
     _run_dir,
     _start,
+    _warm,
     load_problem,
     node,
     real_problem,
@@ -138,7 +140,7 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     summary = stages.race(
         ens.replicas, weights, names, cfg.schedule_budget(state["data_used"]),
         _start(state, ctx), cfg.macroreps, cfg.seed, cfg.n_postreps, cfg.n_jobs,
-        _executor(ctx), cfg.solver_options,
+        _executor(ctx), cfg.solver_options, warm=_warm(state, ctx),
     )
     return {
         "portfolio": summary.to_json(),
@@ -177,6 +179,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
         score, runs = stages.compose.score(
             sched, ens.replicas, weights, summary, _start(state, ctx), cfg.macroreps, cfg.seed,
             cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
+            warm=_warm(state, ctx),
         )
         tried = tried + [[sched.to_json(), score, runs]]
     else:
@@ -276,6 +279,7 @@ def execute(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
         trajectory=Trajectory.from_json(ex["trajectory"]) if ex.get("trajectory") else None,
         monitor=monitor,
         on_progress=lambda used: _emit("execute", used=used, total=total),
+        warm=_real_warm(state, ctx),
     )
     log = list(ex.get("monitor", [])) + (monitor.log if monitor is not None else [])
     execution = {
@@ -316,7 +320,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     summary = stages.race(
         ens.replicas, weights, names, remaining, incumbent, 1,
         cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
-        _executor(ctx), cfg.solver_options,
+        _executor(ctx), cfg.solver_options, warm=_warm(state, ctx),
     )
     # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
     current = [s.solver for s in Schedule.from_json(state["schedule"]).segments]

@@ -116,6 +116,23 @@ def _ensemble(state: SocratesState, ctx: SocratesContext):
     return ens, (list(weights) if weights else list(ens.weights))
 
 
+def _warm(state: SocratesState, ctx: SocratesContext) -> list | None:
+    """Per replica, the data designs simulated on it (the race's warm start), or None when the
+    run does not warm-start (``SocratesConfig.warm_start``)."""
+    if not _cfg(state).warm_start:
+        return None
+    if "replica_warm" not in ctx.cache:
+        ens, _ = _ensemble(state, ctx)
+        ctx.cache["replica_warm"] = stages.replica_data_histories(
+            ens.replicas, _data(state, ctx), _cfg(state).seed)
+    return ctx.cache["replica_warm"]
+
+
+def _real_warm(state: SocratesState, ctx: SocratesContext):
+    """The real data as a history (the real schedule's warm start), or None."""
+    return stages.data_history(_data(state, ctx)) if _cfg(state).warm_start else None
+
+
 def _executor(ctx: SocratesContext):
     """The context's executor, else Ray when the settings name a cluster, else local."""
     if ctx.executor is None:

@@ -30,22 +30,31 @@ from simopt import solvers
 from simopt.metrics import post_replicate_designs
 from simopt.problem import Problem
 from simopt.schedule import Schedule, execute_schedule
-from simopt.solvers.base import Trajectory, _key
+from simopt.solvers.base import History, Trajectory, _key
 
 DEFAULT_GRID = np.linspace(0.0, 1.0, 21)
 POSTREP_SEED = 987_654
 
 
 def _run_one(
-    problem: Problem, solver: str, budget: int, x0: np.ndarray, seed: int, options: dict
+    problem: Problem, solver: str, budget: int, x0: np.ndarray, seed: int, options: dict,
+    warm: History | None = None,
 ) -> dict:
-    traj = solvers.get(solver, **options).run(problem, budget, x0=x0, seed=seed)
+    s = solvers.get(solver, **options)
+    traj = s.run(problem, budget, x0=x0, seed=seed, history=warm if s.uses_history else None)
     return traj.to_json()
 
 
-def _run_schedule(problem: Problem, schedule: dict, budget: int, x0: np.ndarray, seed: int) -> dict:
-    run = execute_schedule(problem, Schedule.from_json(schedule), budget, x0=x0, seed=seed)
+def _run_schedule(problem: Problem, schedule: dict, budget: int, x0: np.ndarray, seed: int,
+                  warm: History | None = None) -> dict:
+    sched = Schedule.from_json(schedule)
+    run = execute_schedule(problem, sched, budget, x0=x0, seed=seed,
+                           history=warm if sched.uses_history else None)
     return run.trajectory.to_json()
+
+
+def _warm(warm: Sequence[History] | None, k: int) -> History | None:
+    return None if warm is None else warm[k]
 
 
 def _check_capable(replicas: Sequence[Problem], solver_names: Sequence[str]) -> None:
@@ -225,10 +234,13 @@ def evaluate_portfolio(
     grid: np.ndarray = DEFAULT_GRID,
     options: dict[str, dict] | None = None,
     executor: str | Executor | None = None,
+    warm: Sequence[History] | None = None,
 ) -> PortfolioSummary:
     """Race ``solver_names`` on every replica; see the module docstring for the method.
 
     ``options`` maps a solver name to the options it is built with (as in a schedule segment).
+    ``warm``: one history per replica, given free to the solvers that reuse a history
+    (``Solver.uses_history``), as SOCRATES gives them the real data on the real system.
     ``executor`` runs the ``replicas x solvers x macroreps`` runs and then the per-replica
     post-replications (see :func:`core.executors.get_executor`; default: Ray when
     ``SOCRATES_RAY_ADDRESS`` is set, else ``n_jobs`` local processes). The result does not
@@ -240,7 +252,8 @@ def evaluate_portfolio(
     weights_arr = np.asarray(weights, dtype=float)
     start = _starts(replicas, x0)
     jobs = [
-        (_run_one, (rep, a, budget, start[k], seed + m, dict(options.get(a, {}))))
+        (_run_one, (rep, a, budget, start[k], seed + m, dict(options.get(a, {})),
+                    _warm(warm, k)))
         for k, rep in enumerate(replicas)
         for a in solver_names
         for m in range(macroreps)
@@ -291,17 +304,19 @@ def schedule_curves(
     n_jobs: int = 1,
     grid: np.ndarray = DEFAULT_GRID,
     executor: str | Executor | None = None,
+    warm: Sequence[History] | None = None,
 ) -> np.ndarray:
     """A schedule's gap curves on the ensemble, shape ``(n_replicas, macroreps, len(grid))``.
 
     Run ``m`` on replica ``k`` uses seed ``seed + m``, as the race's solver runs do, so curves
     of a schedule and of a solver are paired (common random numbers) run by run. ``refs`` are
-    the race's per-replica ``(f0_k, f*_k)``. ``executor`` as in :func:`evaluate_portfolio`.
+    the race's per-replica ``(f0_k, f*_k)``. ``executor`` and ``warm`` as in
+    :func:`evaluate_portfolio` (a schedule is warm-started when ``Schedule.uses_history``).
     """
     run = get_executor(executor, n_jobs)
     start = _starts(replicas, x0)
     jobs = [
-        (_run_schedule, (rep, schedule.to_json(), budget, start[k], seed + m))
+        (_run_schedule, (rep, schedule.to_json(), budget, start[k], seed + m, _warm(warm, k)))
         for k, rep in enumerate(replicas)
         for m in range(macroreps)
     ]

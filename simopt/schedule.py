@@ -81,6 +81,14 @@ class Schedule:
             body += f" (+ selection {100 * self.final_selection:.0f}% of budget)"
         return body
 
+    @property
+    def uses_history(self) -> bool:
+        """Whether every segment's solver reuses an evaluated history (``Solver.uses_history``:
+        model-based and sampling methods). Only such schedules are warm-started with data
+        gathered on other random-number streams: a local solver's paired ratio tests need the
+        per-replication values of its own common-random-number streams."""
+        return all(solvers.solver_class(s.solver).uses_history for s in self.segments)
+
     def segment_budgets(self, budget: int) -> list[int]:
         """Integer budgets per segment (largest-remainder rounding), after the selection reserve.
 

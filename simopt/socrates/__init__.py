@@ -18,7 +18,14 @@ score, run and check what they propose.
 
 from simopt.socrates.compose import best_single, robust_score, singles
 from simopt.socrates.config import DEFAULT_SOLVERS, SocratesConfig
-from simopt.socrates.data import collect, data_box, data_history, data_plan, start_design
+from simopt.socrates.data import (
+    collect,
+    data_box,
+    data_history,
+    data_plan,
+    replica_data_histories,
+    start_design,
+)
 from simopt.socrates.execute import ExecutionStep, execute, reserve_for
 from simopt.socrates.monitor import (
     EnsemblePredictor,
@@ -36,5 +43,6 @@ __all__ = [
     "capable", "capable_solvers", "checkpoints_for", "collect", "data_box", "data_history",
     "data_plan",
     "execute", "false_alarm_rate", "final_selection", "fit", "ocba_shares", "race",
-    "reserve_for", "reweight", "robust_score", "singles", "start_design", "t_interval",
+    "replica_data_histories", "reserve_for", "reweight", "robust_score", "singles",
+    "start_design", "t_interval",
 ]

@@ -102,14 +102,15 @@ def best_single(summary, names, kind: str, robustness: float) -> dict:
 
 
 def score(schedule: Schedule, replicas, weights, summary, x0, macroreps, seed, n_postreps,
-          n_jobs, executor, kind: str, robustness: float) -> tuple[float, list[float]]:
-    """Run ``schedule`` on the ensemble (as the race ran the solvers: same replicas, seeds and
-    references) and return its robust score and its per-run scores."""
+          n_jobs, executor, kind: str, robustness: float,
+          warm=None) -> tuple[float, list[float]]:
+    """Run ``schedule`` on the ensemble (as the race ran the solvers: same replicas, seeds,
+    references and warm-start histories) and return its robust score and its per-run scores."""
     from simopt.portfolio import _weighted_stats, schedule_curves
 
     curves = schedule_curves(
         schedule, replicas, summary.refs, summary.budget, x0=x0, macroreps=macroreps,
-        seed=seed, n_postreps=n_postreps, n_jobs=n_jobs, executor=executor,
+        seed=seed, n_postreps=n_postreps, n_jobs=n_jobs, executor=executor, warm=warm,
     )
     stats = SimpleNamespace(**_weighted_stats(curves, np.asarray(weights, dtype=float), 0.1))
     grid = np.asarray(summary.grid)

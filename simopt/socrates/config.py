@@ -54,6 +54,12 @@ class SocratesConfig(BaseModel):
         "instead of 10 cost about 40% less time with end gaps within noise (DUALSOURCING-1 at "
         "150 replications, two seeds).",
     )
+    warm_start: bool = Field(
+        True, description="Schedules whose every solver reuses a history (BO, trust region, "
+        "random search) start from the real data on the real system, and from the same designs "
+        "simulated on each replica in the race; local solvers start cold (their paired tests "
+        "need their own common random numbers; simopt/socrates/execute.py).",
+    )
     macroreps: int = Field(2, ge=1, le=50, description="Macro-replications per solver/replica.")
     n_postreps: int = Field(30, ge=5, le=2000, description="Post-replications per design.")
     rounds: int = Field(4, ge=1, le=20, description="Meta-optimizer rounds.")

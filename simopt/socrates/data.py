@@ -57,6 +57,26 @@ def data_history(data) -> History:
     return hist
 
 
+REPLICA_DATA_SEED = 271_828
+
+
+def replica_data_histories(replicas, data, seed: int = 0) -> list[History]:
+    """The real data's designs simulated on each replica, with the same number of replications
+    per design (seeds ``REPLICA_DATA_SEED + seed`` and up, one per design): what a
+    warm-started solver knows at the start of a race on that replica, as it knows the real data
+    on the real system (``SocratesConfig.warm_start``)."""
+    out = []
+    for rep in replicas:
+        hist = History()
+        for j, x in enumerate(data.designs):
+            n = int(np.sum(data.design_index == j))
+            if n > 0:
+                obs = rep.simulate(x, n, seed=REPLICA_DATA_SEED + int(seed) + j)
+                hist.add(x, obs.objective)
+        out.append(hist)
+    return out
+
+
 def start_design(problem: Problem, data) -> np.ndarray:
     """Where the schedule starts: the data design with the best sample mean."""
     best = data_history(data).best(problem.minimize)

@@ -27,11 +27,13 @@ def capable_solvers(names: Sequence[str], problem: Problem) -> list[str]:
 
 
 def race(replicas, weights, names, budget, x0, macroreps, seed, n_postreps, n_jobs, executor,
-         options):
-    """The portfolio summary on the replicas (``simopt.portfolio.PortfolioSummary``)."""
+         options, warm=None):
+    """The portfolio summary on the replicas (``simopt.portfolio.PortfolioSummary``);
+    ``warm``: per replica, the data history solvers that reuse one start with
+    (:func:`simopt.socrates.data.replica_data_histories`)."""
     from simopt.portfolio import evaluate_portfolio
 
     return evaluate_portfolio(
         replicas, weights, list(names), budget, x0=x0, macroreps=macroreps, seed=seed,
-        n_postreps=n_postreps, n_jobs=n_jobs, executor=executor, options=options,
+        n_postreps=n_postreps, n_jobs=n_jobs, executor=executor, options=options, warm=warm,
     )

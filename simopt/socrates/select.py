@@ -147,6 +147,26 @@ def merge_histories(*histories: History) -> History:
     return out
 
 
+def subtract_history(history: History, part: History) -> History:
+    """``history`` without the replications of ``part`` (a history it was started from): the
+    inverse of :func:`merge_histories`, moments removed exactly (Chan et al.'s pairwise update
+    run backwards); a design whose replications all came from ``part`` is dropped."""
+    out = History()
+    for key, s in history.stats.items():
+        p = part.stats.get(key)
+        if p is None or p.n == 0:
+            out.stats[key] = DesignStats(s.x.copy(), s.n, s.mean, s.m2)
+            continue
+        n = s.n - p.n
+        if n <= 0:
+            continue
+        mean = (s.n * s.mean - p.n * p.mean) / n
+        d = mean - p.mean
+        m2 = max(0.0, s.m2 - p.m2 - d * d * p.n * n / s.n)
+        out.stats[key] = DesignStats(s.x.copy(), n, mean, m2)
+    return out
+
+
 def naive_answer(history: History, incumbent: np.ndarray, level: float = 0.95) -> FinalAnswer:
     """No final selection (an ablation): the incumbent with its own sample mean, which chose
     it, so the estimate and interval are biased by selection (``fresh=False``)."""

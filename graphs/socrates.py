@@ -198,11 +198,14 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
     }
 
 
-def _choose(tried: list[list], cfg: SocratesConfig, weights) -> tuple[dict, dict]:
-    """The schedule to run (:func:`simopt.socrates.compose.choose`), with the run's options."""
+def _choose(tried: list[list], cfg: SocratesConfig, weights,
+            macroreps: int | None = None) -> tuple[dict, dict]:
+    """The schedule to run (:func:`simopt.socrates.compose.choose`), with the run's options;
+    ``macroreps``: runs per replica behind the scores (default: the run's setting)."""
     default = (Schedule([Segment(cfg.default_solver, 1.0)]).to_json()
                if cfg.default_solver else None)
-    best, why = stages.compose.choose(tried, default, weights, cfg.macroreps, cfg.switch_alpha)
+    best, why = stages.compose.choose(tried, default, weights, macroreps or cfg.macroreps,
+                                      cfg.switch_alpha)
     return cfg.with_options(Schedule.from_json(best)).to_json(), why
 
 
@@ -304,7 +307,8 @@ def route_execution(state: SocratesState) -> Literal["replan", "final_selection"
 
 @node
 def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
-    """Reweight replicas by the real evaluations, race from the incumbent, revise the rest."""
+    """Reweight replicas by the real evaluations, race from the incumbent, revise the rest (the
+    default solver stays unless a candidate beats it with confidence, as at the first plan)."""
     from simopt.portfolio import PortfolioSummary  # noqa: F401  (summary type of the race)
 
     ctx = _ctx(runtime)
@@ -329,10 +333,24 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
         prefer=current,
     )
     sched = cfg.with_options(sched)
+    choice = None
+    if cfg.default_solver is not None:
+        # the replicas have just mispredicted the real system: the same rule as the first plan
+        # (the default stays unless a candidate beats it with confidence), on the new race
+        tried = stages.singles(summary, names, cfg.score, cfg.robustness)
+        if not any(Schedule.from_json(t[0]).describe() == sched.describe() for t in tried):
+            score, runs = stages.compose.score(
+                sched, ens.replicas, weights, summary, incumbent, 1,
+                cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
+                _executor(ctx), cfg.score, cfg.robustness, warm=_warm(state, ctx),
+            )
+            tried.append([sched.to_json(), score, runs])
+        best, choice = _choose(tried, cfg, weights, macroreps=1)
+        sched = Schedule.from_json(best)
     old = Schedule.from_json(state["schedule"]).describe()
     record = {
         "budget": ex["used"] + state["data_used"], "reason": ex["pending_replan"], "old": old,
-        "new": sched.describe(), "weights": weights, **info,
+        "new": sched.describe(), "weights": weights, "choice": choice, **info,
     }
     return {
         "schedule": sched.to_json(),

@@ -151,7 +151,8 @@ def write_report(state: dict, result: dict[str, Any], run_dir: Path, problem: Pr
         if why.get("rule"):
             test = (f" (best-scored {why['candidate']} vs default {why['default']}: mean "
                     f"paired score difference {why['mean_difference']:+.4f}, one-sided p = "
-                    f"{why['p_value']:.3f}, level {why['alpha']})"
+                    f"{why['p_value']:.3f}, level {why.get('level', why['alpha']):.3g} = "
+                    f"{why['alpha']} / {why.get('candidates', 1)} candidates)"
                     if "p_value" in why else "")
             lines.append(f"- rule: {why['rule']}{test}")
     lines += ["", "## Monitoring and re-plans", ""]

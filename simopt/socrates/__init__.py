@@ -35,7 +35,13 @@ from simopt.socrates.monitor import (
 )
 from simopt.socrates.race import capable, capable_solvers, race
 from simopt.socrates.replicas import fit, reweight
-from simopt.socrates.select import FinalAnswer, final_selection, ocba_shares, t_interval
+from simopt.socrates.select import (
+    FinalAnswer,
+    final_selection,
+    ocba_shares,
+    subtract_history,
+    t_interval,
+)
 
 __all__ = [
     "DEFAULT_SOLVERS", "SocratesConfig",
@@ -44,5 +50,5 @@ __all__ = [
     "data_plan",
     "execute", "false_alarm_rate", "final_selection", "fit", "ocba_shares", "race",
     "replica_data_histories", "reserve_for", "reweight", "robust_score", "singles",
-    "start_design", "t_interval",
+    "start_design", "subtract_history", "t_interval",
 ]

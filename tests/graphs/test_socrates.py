@@ -119,6 +119,10 @@ def test_wrong_replicas_trigger_a_replan(tmp_path):
     rp = final["replans"][0]
     assert "significantly worse than the replicas predicted" in rp["reason"]
     assert rp["old"] and rp["new"]
+    # the re-plan keeps to the first plan's rule: the default unless beaten with confidence
+    assert rp["choice"]["default"] == "nelder_mead 100%" and rp["choice"]["rule"]
+    if rp["new"] != "nelder_mead 100%":
+        assert rp["choice"]["p_value"] < rp["choice"]["level"]
     assert final["result"]["budget_used"] <= 100
 
 

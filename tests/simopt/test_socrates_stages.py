@@ -410,3 +410,80 @@ def test_an_interval_off_centre_is_written_as_its_ends():
     assert describe_interval(1.0, (0.5, 1.5), 9) == "1 ± 0.5 (95% CI, 9 fresh replications)"
     assert describe_interval(0.5, (-0.9, 0.75), 9) == \
         "0.5, 95% CI [-0.9, 0.75] (9 fresh replications)"
+
+
+def test_subtracting_a_history_undoes_merging_it():
+    rng = np.random.default_rng(1)
+    part, rest = History(), History()
+    for x in ([1.0], [2.0], [4.0]):
+        part.add(np.array(x), rng.normal(size=4))
+    for x in ([1.0], [5.0]):
+        rest.add(np.array(x), rng.normal(3.0, 2.0, size=6))
+    back = stages.subtract_history(merge_histories(part, rest), part)
+    assert set(back.stats) == set(rest.stats)  # designs only the part had are gone
+    for k, s in rest.stats.items():
+        b = back.stats[k]
+        assert b.n == s.n and b.mean == pytest.approx(s.mean)
+        assert b.variance == pytest.approx(s.variance)
+
+
+def test_only_history_reusing_schedules_are_warm_started():
+    assert Schedule([Segment("gp_bo", 0.5), Segment("random_search", 0.5)]).uses_history
+    assert not Schedule([Segment("gp_bo", 0.5), Segment("nelder_mead", 0.5)]).uses_history
+    p = quadratic(noise=0.5)
+    # the data knows a design far better than the start: a warm-started random search keeps it
+    # as its incumbent without paying for it, a cold one cannot know it
+    warm = History()
+    warm.add(np.array([3.0]), np.array([0.1, -0.1, 0.0, 0.05, -0.05]))
+    rs = Schedule([Segment("random_search", 1.0, {"reps": 5})])
+    hot = stages.execute(p, rs, 10, 0, np.array([8.0]), seed=3, warm=warm)
+    assert hot.incumbent[0] == pytest.approx(3.0)
+    assert hot.used == 10
+    # the returned history is the schedule's own: its replications are exactly what it paid
+    assert sum(s.n for s in hot.history.stats.values()) == 10
+    cold = stages.execute(p, rs, 10, 0, np.array([8.0]), seed=3)
+    assert cold.incumbent[0] != pytest.approx(3.0)
+    # a local solver ignores the data: the same run as without it
+    nm = Schedule([Segment("nelder_mead", 1.0)])
+    a = stages.execute(p, nm, 60, 0, np.array([8.0]), seed=3, warm=warm)
+    b = stages.execute(p, nm, 60, 0, np.array([8.0]), seed=3)
+    np.testing.assert_array_equal(a.incumbent, b.incumbent)
+    assert a.history.to_json() == b.history.to_json()
+
+
+def test_replica_data_histories_repeat_the_data_designs_on_each_replica():
+    real = quadratic(noise=1.0)
+    data = stages.collect(real, 30, 5, seed=0)
+    shifted = quadratic(noise=1.0, shift=10.0, name="shifted")
+    hists = stages.replica_data_histories([real, shifted], data, seed=0)
+    counts = {tuple(np.round(x, 12)): int(np.sum(data.design_index == j))
+              for j, x in enumerate(data.designs)}
+    for h in hists:
+        assert {tuple(np.round(s.x, 12)): s.n for s in h.stats.values()} == counts
+    # each replica's own values: the shifted one is about 10 higher at every design
+    diffs = [hists[1].get(s.x).mean - s.mean for s in hists[0].stats.values()]
+    assert np.mean(diffs) == pytest.approx(10.0, abs=1.5)
+
+
+def test_picking_the_best_of_many_equal_candidates_rarely_switches():
+    """Ten candidates exactly as good as the default: the best-looking one passes an
+    uncorrected 10% test far more often than one time in ten; the Bonferroni level keeps the
+    switching rate at most about alpha (tolerance: 3 binomial standard errors)."""
+    nm = Schedule([Segment("nelder_mead", 1.0)]).to_json()
+    rng = np.random.default_rng(0)
+    w = [1 / 3, 1 / 3, 1 / 3]
+    sims, switched, naive = 400, 0, 0
+    for _ in range(sims):
+        common = rng.normal(0.4, 0.1, size=6)  # replica/seed effects shared by all schedules
+        tried = [_entry("nelder_mead", 0.0, list(common + rng.normal(0, 0.05, size=6)))]
+        for name in ("spsa", "cmaes", "gp_bo", "trust_region", "random_search"):
+            for k in range(2):
+                runs = list(common + rng.normal(0, 0.05, size=6))
+                tried.append(_entry(name, float(np.mean(runs)) + 1e-6 * k, runs))
+        tried[0][1] = float(np.mean(tried[0][2]))
+        chosen, why = stages.compose.choose(tried, nm, w, 2, alpha=0.1)
+        switched += chosen != nm
+        naive += why.get("p_value", 1.0) < 0.1
+    assert why.get("candidates", 0) == 10 or why["rule"].startswith("default is")
+    assert switched / sims <= 0.1 + 3 * np.sqrt(0.09 / sims)
+    assert naive / sims > 0.25  # what the uncorrected test would have done (0.345 here)

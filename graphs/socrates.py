@@ -140,7 +140,7 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     summary = stages.race(
         ens.replicas, weights, names, cfg.schedule_budget(state["data_used"]),
         _start(state, ctx), cfg.macroreps, cfg.seed, cfg.n_postreps, cfg.n_jobs,
-        _executor(ctx), cfg.solver_options, warm=_warm(state, ctx),
+        _executor(ctx), cfg.replica_solver_options, warm=_warm(state, ctx),
     )
     return {
         "portfolio": summary.to_json(),
@@ -177,7 +177,8 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
                   == sched.describe()), None)
     if known is None:
         score, runs = stages.compose.score(
-            sched, ens.replicas, weights, summary, _start(state, ctx), cfg.macroreps, cfg.seed,
+            cfg.for_replicas(sched), ens.replicas, weights, summary, _start(state, ctx),
+            cfg.macroreps, cfg.seed,
             cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
             warm=_warm(state, ctx),
         )
@@ -233,7 +234,8 @@ def approve(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     if cfg.replan and cfg.calibrate_monitor and cps:
         _emit("calibrate_monitor")
         monitor["calibration"] = stages.false_alarm_rate(
-            ens.replicas, weights, sched, budget, _start(state, ctx), len(cps), cfg.false_alarm,
+            ens.replicas, weights, cfg.for_replicas(sched), budget, _start(state, ctx), len(cps),
+            cfg.false_alarm,
             runs_per_replica=1, seed=cfg.seed, n_pred=cfg.n_postreps,
         )
     approved = True
@@ -324,7 +326,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     summary = stages.race(
         ens.replicas, weights, names, remaining, incumbent, 1,
         cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
-        _executor(ctx), cfg.solver_options, warm=_warm(state, ctx),
+        _executor(ctx), cfg.replica_solver_options, warm=_warm(state, ctx),
     )
     # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
     current = [s.solver for s in Schedule.from_json(state["schedule"]).segments]
@@ -340,7 +342,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
         tried = stages.singles(summary, names, cfg.score, cfg.robustness)
         if not any(Schedule.from_json(t[0]).describe() == sched.describe() for t in tried):
             score, runs = stages.compose.score(
-                sched, ens.replicas, weights, summary, incumbent, 1,
+                cfg.for_replicas(sched), ens.replicas, weights, summary, incumbent, 1,
                 cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
                 _executor(ctx), cfg.score, cfg.robustness, warm=_warm(state, ctx),
             )

@@ -195,3 +195,20 @@ def test_solver_options_are_checked_when_configured():
         SocratesConfig(budget=20, solver_options={"gp_bo": {"no_such_option": 1}})
     with pytest.raises(ValueError, match="unknown solver"):
         SocratesConfig(budget=20, solver_options={"hill_climb": {}})
+
+
+def test_race_options_apply_on_the_replicas_only():
+    from graphs.socrates_state import SocratesConfig
+    from simopt.schedule import Schedule, Segment
+
+    cfg = SocratesConfig(budget=100, solver_options={"gp_bo": {"q": 2}},
+                         race_options={"gp_bo": {"max_fits": 3}})
+    sched = Schedule([Segment("gp_bo", 0.5), Segment("nelder_mead", 0.5)])
+    real = cfg.with_options(sched)
+    rep = cfg.for_replicas(real)
+    assert real.segments[0].options == {"q": 2}
+    assert rep.segments[0].options == {"q": 2, "max_fits": 3}
+    assert rep.segments[1].options == {} and real.segments[1].options == {}
+    assert cfg.replica_solver_options == {"gp_bo": {"q": 2, "max_fits": 3}}
+    with pytest.raises(ValueError, match="options of gp_bo"):
+        SocratesConfig(budget=20, race_options={"gp_bo": {"no_such_option": 1}})

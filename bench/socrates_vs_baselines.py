@@ -13,7 +13,8 @@ default budget:
   ``socrates-no-replan``, ``socrates-no-selection`` (``final_selection=0``),
   ``socrates-no-default`` (the best robust score wins outright: no paired test against the
   default solver), ``socrates-wide-data`` (data designs over the tenfold search box),
-  ``socrates-default-gp_bo`` (BoTorch BO, not Nelder-Mead, as the schedule kept by default);
+  ``socrates-default-nelder_mead`` (Nelder-Mead, the earlier default, as the schedule kept
+  unless beaten), ``socrates-cold`` (no warm start from the data: ``warm_start=False``);
 - every portfolio solver alone with the whole budget from ``x0``;
 - ``best-single-in-hindsight``: the single solver with the lowest mean terminal gap on that
   problem, chosen after the fact (an oracle no real user has).
@@ -60,9 +61,8 @@ VARIANTS = {
     "socrates-no-selection": {"final_selection": 0.0},
     "socrates-no-default": {"default_solver": None},
     "socrates-wide-data": {"data_box_width": 10.0},
-    "socrates-default-gp_bo": {"default_solver": "gp_bo"},
+    "socrates-default-nelder_mead": {"default_solver": "nelder_mead"},
     "socrates-cold": {"warm_start": False},
-    "socrates-default-gp_bo-cold": {"default_solver": "gp_bo", "warm_start": False},
 }
 DERIVED = "socrates-before-selection"
 

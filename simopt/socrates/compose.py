@@ -21,11 +21,12 @@ same pipeline.
 so runs on three replicas fitted from a few dozen real replications are a noisy oracle: the
 best robust score among seven solvers and several schedules is often best by luck (the winner's
 curse again), and a wrong pick costs the whole budget. So a ``default`` schedule (by default
-Nelder–Mead alone, the best single solver on average in ``bench/results/simopt_portfolio.md``)
-plays the incumbent, as the incumbent design does in the final selection: the most preferred
-candidate ``c`` replaces it only if its per-run scores ``s_c(k, m)`` beat the default's
-``s_D(k, m)`` on the same runs (replica ``k``, seed ``m``: common random numbers) by a paired,
-one-sided, weighted t-test at level ``alpha``:
+BoTorch BO alone, the best single solver on average in ``bench/results/simopt_portfolio.md`` and
+in the SOCRATES bench since its final-selection fix; warm-started from the real data, it gives
+up nothing for the data SOCRATES collects) plays the incumbent, as the incumbent design does
+in the final selection: the most preferred candidate ``c`` replaces it only if its per-run
+scores ``s_c(k, m)`` beat the default's ``s_D(k, m)`` on the same runs (replica ``k``, seed
+``m``: common random numbers) by a paired, one-sided, weighted t-test at level ``alpha``:
 
     d_j = s_c(j) − s_D(j),  w_j ∝ weight of run j's replica,  d̄ = Σ w_j d_j,
     n_eff = 1 / Σ w_j²,   s² = n_eff / (n_eff − 1) · Σ w_j (d_j − d̄)²,

@@ -104,10 +104,12 @@ class SocratesConfig(BaseModel):
         "(an ablation).",
     )
     default_solver: str | None = Field(
-        "nelder_mead",
+        "gp_bo",
         description="The schedule a user would run anyway (this solver alone): it stays unless "
-        "a candidate beats it on the replicas by a paired one-sided test at switch_alpha "
-        "(simopt/socrates/compose.py). None: the best robust score wins outright (an ablation).",
+        "the best of m candidates beats it on the replicas by a paired one-sided test at "
+        "switch_alpha / m (simopt/socrates/compose.py). BO: the strongest single solver in the "
+        "benches (bench/results/socrates_vs_baselines.md compares Nelder-Mead, the earlier "
+        "default, as an ablation). None: the best robust score wins outright (an ablation).",
     )
     switch_alpha: float = Field(
         0.1, gt=0, le=1,

@@ -113,7 +113,8 @@ def test_wrong_replicas_trigger_a_replan(tmp_path):
     from graphs.socrates import initial_state
     from graphs.socrates_state import SocratesConfig
 
-    cfg = SocratesConfig(budget=100, seed=0, max_replans=1, **FAST)
+    cfg = SocratesConfig(budget=100, seed=0, max_replans=1, default_solver="nelder_mead",
+                         **FAST)
     final = g.invoke(initial_state("capacity", cfg), context=ctx)
     assert final["replans"], "no re-plan although the replicas were wrong"
     rp = final["replans"][0]

@@ -156,7 +156,7 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
 
     ctx = _ctx(runtime)
     cfg = _cfg(state)
-    ens, weights = _ensemble(state, ctx)
+    _, weights = _ensemble(state, ctx)
     summary = PortfolioSummary.from_json(state["portfolio"])
     names = _capable(state, ctx)
     tried = [list(t) for t in state.get("tried", [])]
@@ -173,18 +173,8 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
         score=cfg.score, allowed=names,
     )
     sched = cfg.with_options(sched)
-    known = next((t for t in tried if Schedule.from_json(t[0]).describe()
-                  == sched.describe()), None)
-    if known is None:
-        score, runs = stages.compose.score(
-            cfg.for_replicas(sched), ens.replicas, weights, summary, _start(state, ctx),
-            cfg.macroreps, cfg.seed,
-            cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
-            warm=_warm(state, ctx),
-        )
-        tried = tried + [[sched.to_json(), score, runs]]
-    else:
-        score = known[1]
+    tried, score = _scored(tried, sched, state, ctx, weights, summary, _start(state, ctx),
+                           cfg.macroreps, cfg.seed)
     _emit("meta_optimize", round=state["round"] + 1, schedule=sched.describe(), score=score)
     best, why = _choose(tried, cfg, weights)
     return {
@@ -197,6 +187,25 @@ def meta_optimize(state: SocratesState, runtime: Runtime[SocratesContext]) -> di
             "score": score, "best": Schedule.from_json(best).describe(), "choice": why, **info,
         }],
     }
+
+
+def _scored(tried: list[list], sched: Schedule, state: SocratesState, ctx: SocratesContext,
+            weights, summary, x0, macroreps: int, seed: int) -> tuple[list[list], float]:
+    """``tried`` with ``sched`` scored on the replicas (:func:`simopt.socrates.compose.score`,
+    with the race's options and warm start) unless a schedule like it was scored already;
+    also returns its score."""
+    cfg = _cfg(state)
+    known = next((t for t in tried if Schedule.from_json(t[0]).describe()
+                  == sched.describe()), None)
+    if known is not None:
+        return tried, known[1]
+    ens, _ = _ensemble(state, ctx)
+    score, runs = stages.compose.score(
+        cfg.for_replicas(sched), ens.replicas, weights, summary, x0, macroreps, seed,
+        cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
+        warm=_warm(state, ctx),
+    )
+    return tried + [[sched.to_json(), score, runs]], score
 
 
 def _choose(tried: list[list], cfg: SocratesConfig, weights,
@@ -339,14 +348,9 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     if cfg.default_solver is not None:
         # the replicas have just mispredicted the real system: the same rule as the first plan
         # (the default stays unless a candidate beats it with confidence), on the new race
-        tried = stages.singles(summary, names, cfg.score, cfg.robustness)
-        if not any(Schedule.from_json(t[0]).describe() == sched.describe() for t in tried):
-            score, runs = stages.compose.score(
-                cfg.for_replicas(sched), ens.replicas, weights, summary, incumbent, 1,
-                cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
-                _executor(ctx), cfg.score, cfg.robustness, warm=_warm(state, ctx),
-            )
-            tried.append([sched.to_json(), score, runs])
+        tried, _ = _scored(stages.singles(summary, names, cfg.score, cfg.robustness), sched,
+                           state, ctx, weights, summary, incumbent, 1,
+                           cfg.seed + 1 + len(state.get("replans", [])))
         best, choice = _choose(tried, cfg, weights, macroreps=1)
         sched = Schedule.from_json(best)
     old = Schedule.from_json(state["schedule"]).describe()

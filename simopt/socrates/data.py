@@ -65,14 +65,13 @@ def replica_data_histories(replicas, data, seed: int = 0) -> list[History]:
     per design (seeds ``REPLICA_DATA_SEED + seed`` and up, one per design): what a
     warm-started solver knows at the start of a race on that replica, as it knows the real data
     on the real system (``SocratesConfig.warm_start``)."""
+    real = list(data_history(data).stats.values())
     out = []
     for rep in replicas:
         hist = History()
-        for j, x in enumerate(data.designs):
-            n = int(np.sum(data.design_index == j))
-            if n > 0:
-                obs = rep.simulate(x, n, seed=REPLICA_DATA_SEED + int(seed) + j)
-                hist.add(x, obs.objective)
+        for j, st in enumerate(real):
+            obs = rep.simulate(st.x, st.n, seed=REPLICA_DATA_SEED + int(seed) + j)
+            hist.add(st.x, obs.objective)
         out.append(hist)
     return out
 

@@ -215,7 +215,7 @@ def _choose(tried: list[list], cfg: SocratesConfig, weights,
     default = (Schedule([Segment(cfg.default_solver, 1.0)]).to_json()
                if cfg.default_solver else None)
     best, why = stages.compose.choose(tried, default, weights, macroreps or cfg.macroreps,
-                                      cfg.switch_alpha)
+                                      cfg.switch_alpha, cfg.switch_unanimous)
     return cfg.with_options(Schedule.from_json(best)).to_json(), why
 
 

@@ -116,6 +116,12 @@ class SocratesConfig(BaseModel):
         description="Level of the paired test a candidate schedule must pass to replace the "
         "default (1 switches whenever the candidate's mean is lower).",
     )
+    switch_unanimous: bool = Field(
+        True,
+        description="A candidate replaces the default only if it is also better on every "
+        "replica (mean paired difference of each replica's runs < 0); False: the pooled "
+        "test alone (an ablation).",
+    )
     max_replans: int = Field(2, ge=0, le=10, description="Re-plans allowed.")
     replan: bool = Field(True, description="Re-plan when the real system is significantly "
                          "worse than the replicas predicted.")

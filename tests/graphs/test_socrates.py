@@ -124,6 +124,7 @@ def test_wrong_replicas_trigger_a_replan(tmp_path):
     assert rp["choice"]["default"] == "nelder_mead 100%" and rp["choice"]["rule"]
     if rp["new"] != "nelder_mead 100%":
         assert rp["choice"]["p_value"] < rp["choice"]["level"]
+        assert all(v < 0 for v in rp["choice"]["replica_differences"])
     assert final["result"]["budget_used"] <= 100
 
 

@@ -465,6 +465,28 @@ def test_replica_data_histories_repeat_the_data_designs_on_each_replica():
     assert np.mean(diffs) == pytest.approx(10.0, abs=1.5)
 
 
+def test_a_candidate_worse_on_one_replica_does_not_replace_the_default():
+    """The pooled paired test passes (two replicas much better, one a little worse), but the
+    replicas disagree: the default stays under the unanimity rule and is replaced without it."""
+    from scipy import stats as sps
+
+    nm = Schedule([Segment("nelder_mead", 1.0)]).to_json()
+    w = [1 / 3, 1 / 3, 1 / 3]
+    default = _entry("nelder_mead", 0.41, [0.40, 0.41, 0.40, 0.42, 0.40, 0.41])
+    split = _entry("cmaes", 0.22, [0.10, 0.11, 0.10, 0.12, 0.43, 0.44])
+    p_ref = sps.ttest_rel(split[2], default[2], alternative="less").pvalue
+    assert p_ref < 0.05  # the pooled test alone would switch
+    chosen, why = stages.compose.choose([default, split], nm, w, 2, alpha=0.1)
+    assert chosen == nm and "every replica" in why["rule"]
+    assert why["replica_differences"] == pytest.approx([-0.30, -0.30, 0.03])
+    assert why["p_value"] == pytest.approx(p_ref)
+    chosen, _ = stages.compose.choose([default, split], nm, w, 2, alpha=0.1, unanimous=False)
+    assert chosen == split[0]
+    # a replica without weight has no say
+    chosen, _ = stages.compose.choose([default, split], nm, [0.5, 0.5, 0.0], 2, alpha=0.1)
+    assert chosen == split[0]
+
+
 def test_picking_the_best_of_many_equal_candidates_rarely_switches():
     """Ten candidates exactly as good as the default: the best-looking one passes an
     uncorrected 10% test far more often than one time in ten; the Bonferroni level keeps the

@@ -55,14 +55,33 @@ class RootModel:
         return self.dist.describe()
 
 
+# NOTE: a formula's non-finite values (1 / x at x = 0) are replaced by the node's data range
+# widened by this many spans on each side (NaN by the data mean); finite values pass unchanged.
+FORMULA_WIDEN = 10.0
+
+
 @dataclass
 class FormulaModel:
-    """``Z = g(parents)``: a deterministic mechanism."""
+    """``Z = g(parents)``: a deterministic mechanism.
+
+    ``y``, the node's data column when known, sets what replaces a non-finite value of ``g``
+    (``FORMULA_WIDEN``): a replica must return finite numbers everywhere in the box, or one
+    design where an extrapolated formula divides by zero would stop a whole race.
+    """
 
     formula: CompiledFormula
+    y: np.ndarray | None = None
 
     def sample(self, env: Mapping[str, np.ndarray], u: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.formula.evaluate(env), u.shape).astype(float)
+        with np.errstate(all="ignore"):
+            out = np.broadcast_to(self.formula.evaluate(env), u.shape).astype(float)
+        if np.all(np.isfinite(out)):
+            return out
+        y = np.asarray(self.y if self.y is not None else [0.0], dtype=float)
+        y = y[np.isfinite(y)] if np.isfinite(y).any() else np.zeros(1)
+        span = float(y.max() - y.min()) or max(1.0, float(np.abs(y).max()))
+        lo, hi = float(y.min()) - FORMULA_WIDEN * span, float(y.max()) + FORMULA_WIDEN * span
+        return np.nan_to_num(out, nan=float(y.mean()), posinf=hi, neginf=lo)
 
     def describe(self) -> str:
         return f"formula {self.formula}"

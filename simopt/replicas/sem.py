@@ -173,11 +173,11 @@ class Replica(Problem):
             if node.formula is not None and not unobserved:
                 env = {p: columns[p] for p in parents}
                 if set(node.formula.names) <= set(parents) and formula_fits(node.formula, env, y):
-                    self.models[name] = FormulaModel(node.formula)
+                    self.models[name] = FormulaModel(node.formula, y)
                     continue
                 self.notes.append(f"{name}: formula {node.formula} does not fit the data")
             if node.formula is not None and unobserved and name in self._formula_children_ok:
-                self.models[name] = FormulaModel(node.formula)
+                self.models[name] = FormulaModel(node.formula, y)
                 continue
             observed_parents = tuple(p for p in parents if p in columns)
             if not observed_parents:

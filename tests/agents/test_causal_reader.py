@@ -186,3 +186,32 @@ def test_paraphrase_subset_keeps_its_floor():
     # measured 0.90 / 0.80 when this test was written; the baseline reader gave 0.71 / 0.64
     # on the whole corpus
     assert np.mean(precision) >= 0.8 and np.mean(recall) >= 0.72, (precision, recall)
+
+
+def test_an_identity_must_predict_a_design_it_was_not_fitted_on():
+    """Three designs of five replications. Any smooth objective plus a recorded noise is
+    reproduced on all 15 rows by ``c0 + c1 x2 + c2 / x1 + noise`` (three design-level
+    coefficients for three designs): held out, a design is not predicted, so it is no identity.
+    A real identity whose design-level part the other designs pin down is still found."""
+    from agents.causal.discovery import find_identity
+
+    rng = np.random.default_rng(0)
+    designs = np.array([[2.0, 2.0], [1.64, 3.86], [2.89, 0.43], [0.7, 1.5]])
+
+    def columns(n_designs, f):
+        X = designs[:n_designs].repeat(5, axis=0)
+        noise = rng.normal(0.2, 1.2, X.shape[0])
+        return {"x1": X[:, 0], "x2": X[:, 1], "noise": noise, "y": f(X) + noise}
+
+    spurious = columns(3, lambda X: X[:, 0] ** 3 + np.exp(X[:, 1]))
+    assert find_identity("y", spurious, ["x1", "x2", "noise"], ["x1", "x2"]) is None
+    # without the designs named, the same search accepts the interpolating fit
+    found = find_identity("y", spurious, ["x1", "x2", "noise"], [])
+    assert found is not None and "noise" in found[1]
+    for n_designs, f, want in ((3, lambda X: 3 * X[:, 0], 15.0),
+                               (4, lambda X: 3 * X[:, 0] - X[:, 1], 14.0)):
+        formula, parents = find_identity("y", columns(n_designs, f), ["x1", "x2", "noise"],
+                                         ["x1", "x2"])
+        g = parse_formula(formula, list(parents))
+        env = {"x1": np.array([5.0]), "x2": np.array([1.0]), "noise": np.array([0.0])}
+        np.testing.assert_allclose(g.evaluate({k: env[k] for k in parents}), [want])

@@ -295,3 +295,18 @@ def test_direct_linear_predict_matches_sklearn():
         Zt = rng.normal(size=(7, 3))
         assert np.allclose(_linear_predict(model, Zt), model.predict(Zt), rtol=1e-10, atol=1e-10)
     assert _linear_predict(_mean_model("gbm", 3, 0).fit(Z, y), Z) is None
+
+
+def test_a_formula_node_stays_finite_where_its_formula_is_not():
+    """``1 / x`` fitted where x > 0 and sampled at x = 0 (a decision at its bound): a replica
+    must return finite values there (one non-finite replication used to stop a whole race);
+    finite values pass unchanged."""
+    from simopt.replicas.nodes import FORMULA_WIDEN, FormulaModel
+
+    f = parse_formula("1 / x - y", ["x", "y"])
+    data = np.array([0.25, 0.5, 1.0, 2.0])  # the node's values on the data
+    node = FormulaModel(f, data)
+    out = node.sample({"x": np.array([0.0, 0.5, 0.0]), "y": np.array([0.0, 0.0, np.inf])},
+                      np.zeros(3))
+    hi = 2.0 + FORMULA_WIDEN * 1.75
+    np.testing.assert_allclose(out, [hi, 2.0, float(data.mean())])  # inf, finite, inf - inf

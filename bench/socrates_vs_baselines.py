@@ -14,7 +14,9 @@ default budget:
   ``socrates-no-default`` (the best robust score wins outright: no paired test against the
   default solver), ``socrates-wide-data`` (data designs over the tenfold search box),
   ``socrates-default-nelder_mead`` (Nelder-Mead, the earlier default, as the schedule kept
-  unless beaten), ``socrates-cold`` (no warm start from the data: ``warm_start=False``);
+  unless beaten), ``socrates-cold`` (no warm start from the data: ``warm_start=False``),
+  ``socrates-pooled-switch`` (the switch rule's pooled paired test alone, without agreement of
+  every replica: ``switch_unanimous=False``);
 - every portfolio solver alone with the whole budget from ``x0``;
 - ``best-single-in-hindsight``: the single solver with the lowest mean terminal gap on that
   problem, chosen after the fact (an oracle no real user has).
@@ -63,6 +65,7 @@ VARIANTS = {
     "socrates-wide-data": {"data_box_width": 10.0},
     "socrates-default-nelder_mead": {"default_solver": "nelder_mead"},
     "socrates-cold": {"warm_start": False},
+    "socrates-pooled-switch": {"switch_unanimous": False},
 }
 DERIVED = "socrates-before-selection"
 

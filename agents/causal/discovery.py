@@ -9,7 +9,9 @@ objective), this module answers four questions, each by a standard method:
   over a library of terms (the columns, products of two columns, squares and reciprocals of the
   decisions), chosen by orthogonal forward selection (each step adds the term that removes the
   most residual variance); an identity is accepted when the residual variance is below
-  ``IDENTITY_TOL`` times the target's variance, i.e. when it reproduces every row.
+  ``IDENTITY_TOL`` times the target's variance, i.e. when it reproduces every row, and when
+  refitted without each design in turn it still predicts that design's rows (a few designs
+  are interpolated exactly by any formula with as many design-level coefficients).
   Deterministic identities also break the partial-correlation tests below, so nodes they explain
   are kept out of those tests.
 * **Which records are censored by a decision?** (:func:`find_censoring`) A record ``s`` with

@@ -345,10 +345,11 @@ def _exact_formula(y: np.ndarray, cols: Mapping[str, np.ndarray], terms: list[Te
     resid = y - A @ kept
     # every row, not only on average: a small term left out (one 1/theta among thirteen next to
     # a long project duration) hides in the variance but not in the largest error
+    tol = 1e-6 * (float(np.abs(y).max()) + 1e-12)
     if not parts or float(resid.var()) > 1e-8 * float(y.var()) or \
-            float(np.abs(resid).max()) > 1e-6 * (float(np.abs(y).max()) + 1e-12):
+            float(np.abs(resid).max()) > tol:
         return None
-    if not _predicts_held_out_designs(A[:, kept != 0], y, cols, decisions):
+    if not _predicts_held_out_designs(A[:, kept != 0], y, cols, decisions, tol):
         return None
     formula = " + ".join(parts).replace("+ -", "- ")
     parents = tuple(sorted({n for t, c in zip(terms, kept[1:], strict=True) if c != 0
@@ -361,9 +362,10 @@ MAX_HELD_OUT_DESIGNS = 8
 
 
 def _predicts_held_out_designs(A: np.ndarray, y: np.ndarray, cols: Mapping[str, np.ndarray],
-                               decisions: Sequence[str]) -> bool:
+                               decisions: Sequence[str], tol: float) -> bool:
     """Whether the least-squares fit of ``y`` on ``A`` without the rows of one design predicts
-    that design's rows exactly, for every design held out (at most ``MAX_HELD_OUT_DESIGNS``).
+    that design's rows within ``tol`` (the in-sample check's), for every design held out (at
+    most ``MAX_HELD_OUT_DESIGNS``).
 
     Why: within one design only the per-replication records vary, so a formula's design-level
     part is pinned down by the designs alone. With three designs, ``c0 + c1 x2 + c2 / x1 +
@@ -381,7 +383,6 @@ def _predicts_held_out_designs(A: np.ndarray, y: np.ndarray, cols: Mapping[str, 
     n_groups = int(group.max()) + 1
     if n_groups < 2:
         return True
-    tol = 1e-6 * (float(np.abs(y).max()) + 1e-12)
     for g in np.unique(np.linspace(0, n_groups - 1, min(n_groups, MAX_HELD_OUT_DESIGNS))
                        .round().astype(int)):
         out = group == g

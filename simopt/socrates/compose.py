@@ -56,7 +56,9 @@ is better on every replica that carries weight: the mean paired difference of ea
 runs must be negative, in addition to the pooled test. Measured before this rule
 (``bench/results/socrates_vs_baselines.md`` at 43e7c90, BO the default): the 34 of 90 runs
 that switched ended +0.043 gap units worse than BO alone on the same seeds, the 56 that kept
-BO −0.011 better.
+BO −0.011 better. Measured with it (the bench at 6399e06): it decided no run, because every
+run whose pooled test passed had all replicas agreeing; the replicas are fitted to the same
+few designs, so their errors are shared and their agreement is no evidence of fidelity.
 """
 
 from __future__ import annotations
@@ -167,7 +169,8 @@ def run_weights(weights, macroreps: int) -> list[float]:
 
 def replica_differences(runs_c, runs_d, weights, macroreps: int) -> list[float]:
     """Mean paired difference ``s_c − s_D`` of each replica's runs (runs replica-major,
-    ``macroreps`` per replica); NaN for a replica without runs."""
+    ``macroreps`` per replica); all NaN when the runs are not ``len(weights) · macroreps``
+    (such a candidate then never passes the agreement condition)."""
     c, d = np.asarray(runs_c, dtype=float), np.asarray(runs_d, dtype=float)
     k = len(weights)
     if c.shape != d.shape or c.size != k * int(macroreps):

@@ -5,7 +5,7 @@ The simplest global method and the baseline every other solver must beat. Each d
 fewer than ``reps`` replications remain, they go to the incumbent, sharpening its estimate
 rather than adding a poorly measured design that could win by luck.
 
-Sampling (uniform over the feasible set, never a design twice):
+Uniform sampling (over the feasible set, never a design twice):
 
 - continuous coordinates: uniform (or scrambled Sobol, ``scipy.stats.qmc``) over
   ``problem.search_box()``;
@@ -25,6 +25,27 @@ Sampling (uniform over the feasible set, never a design twice):
   feasible set is 0.07% of the search box, so about 40% of the 20-batch rejection streaks came
   up empty and whole batches were repaired instead of sampled; in the bounding box
   ``[0, 40] x [0, 20] x [0, 13] x [0, 10]`` the lattice (132,594 points) is enumerated exactly.
+
+Boundary draws (only with linear constraints): a design is either a uniform draw or a uniform
+draw pushed onto a constraint by :func:`fill_to_constraint` (a random row ``a`` of ``A``, then
+random coordinate moves in the direction of ``sign(a)`` until none fits). Which of the two
+samplers proposes the next design is a two-armed bandit (``boundary="adaptive"``, the
+default): each sampler first proposes two designs, then Thompson sampling picks the one whose
+designs look better, with a normal posterior on each sampler's mean design value (the mean and
+standard error of the signed sample means of the designs it proposed). A number in ``[0, 1]``
+fixes the boundary share instead (0: uniform only). A uniform draw replaced by its boundary
+point is proposed again once an enumerated lattice runs out, so a small feasible lattice is
+still covered completely.
+
+Why: capacity and budget constraints usually bind at the optimum (more seats, more stock,
+more servers help until the limit), and a uniform sample of a polytope puts little mass on a
+facet. On TABLEALLOCATION-1 (``x0`` and the optimum both use all 80 seats) 8.6% of the 7,386
+feasible allocations use all 80 seats; 20 uniform designs (budget 200) ended at a mean gap of
+0.36 (9 runs, scored by SimOpt's simulator) where SimOpt's random search, whose
+problem-specific sampler adds random tables until the restaurant is full, reached 0.03. The
+pushed draws are the generic form of that sampler. A fixed half-and-half mixture reached 0.13
+there, boundary draws alone 0.04, the bandit 0.03; it lets the data choose, and keeps the
+uniform sampler alive on a problem whose optimum is interior.
 """
 
 from __future__ import annotations
@@ -65,6 +86,75 @@ def feasible_box(problem: Problem) -> Box:
     return Box.of_bounds(lo, hi)
 
 
+def fill_to_constraint(problem: Problem, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` (feasible) moved onto the boundary of one linear constraint.
+
+    A row ``a`` of ``A`` is chosen at random and every coordinate with ``a_i != 0`` may move in
+    the direction ``sign(a_i)`` (the direction that uses the constraint's resource). Continuous
+    coordinates move together along the ray ``x + t v`` (``v_i = sign(a_i) e_i``, ``e_i ~
+    Exp(1)``) to the largest ``t`` the box and ``A x <= b`` allow; then integer coordinates take
+    steps one at a time in a random order, each a quarter of the room the linear constraints
+    and the box leave (at least one unit), until no coordinate can take a unit step: the
+    random greedy fill of a knapsack. Each coordinate moves monotonically, so this ends.
+    Every intermediate design is checked with ``problem.is_feasible`` (so a feasibility rule is
+    honoured), and the result is feasible whenever ``x`` is; it is ``x`` itself when ``x``
+    already sits on the boundary in that direction.
+    """
+    A, b = problem.constraint_A, problem.constraint_b
+    x = problem.box_round(x)
+    if A is None:
+        return x
+    rows = np.flatnonzero(np.any(A != 0, axis=1))
+    if rows.size == 0:
+        return x
+    u = np.sign(A[rows[rng.integers(rows.size)]])
+    box = Box.of(problem)
+    lo = np.maximum(box.lo, problem.lower)
+    hi = np.minimum(box.hi, problem.upper)
+    mask = problem.integer_mask
+
+    def room(y: np.ndarray, v: np.ndarray) -> float:
+        """Largest ``t >= 0`` with ``y + t v`` inside the box and ``A (y + t v) <= b``."""
+        t = math.inf
+        for i in np.flatnonzero(v):
+            t = min(t, ((hi[i] if v[i] > 0 else lo[i]) - y[i]) / v[i])
+        Av = A @ v
+        slack = b - A @ y
+        for r in np.flatnonzero(Av > 1e-12):
+            t = min(t, slack[r] / Av[r])
+        return max(0.0, t)
+
+    cont = np.flatnonzero((u != 0) & ~mask)
+    if cont.size:
+        v = np.zeros_like(x)
+        v[cont] = u[cont] * rng.exponential(size=cont.size)
+        t = room(x, v)
+        for _ in range(30):  # back off when rounding or a feasibility rule objects
+            y = problem.box_round(x + t * v)
+            if problem.is_feasible(y):
+                x = y
+                break
+            t /= 2
+    movable = [int(i) for i in np.flatnonzero((u != 0) & mask)]
+    active = list(movable)
+    while active:
+        i = active[int(rng.integers(len(active)))]
+        e = np.zeros_like(x)
+        e[i] = u[i]
+        k = math.floor(room(x, e) + 1e-9)
+        steps = dict.fromkeys((max(1, k // 4), 1)) if k >= 1 else {}
+        for step in steps:  # a long step first; the unit step if a feasibility rule objects
+            if problem.is_feasible(x + step * e):
+                x = x + step * e
+                # a move can loosen another constraint (a coefficient of the other sign):
+                # every coordinate gets another try
+                active = list(movable)
+                break
+        else:
+            active.remove(i)
+    return x
+
+
 class RandomSearch(Solver):
     """Uniform or Sobol random search over the feasible set (lattice-aware).
 
@@ -74,6 +164,10 @@ class RandomSearch(Solver):
         include_x0 (bool): evaluate the starting design first (default True).
         max_enumerate (int): largest integer lattice sampled exactly without replacement
             (default 200000).
+        boundary (str | float): ``"adaptive"`` (default: a bandit chooses between uniform and
+            boundary draws, module doc) or a fixed share in ``[0, 1]`` of designs pushed onto a
+            linear constraint (:func:`fill_to_constraint`; 0: uniform only). No effect without
+            linear constraints.
     """
 
     name = "random_search"
@@ -85,19 +179,28 @@ class RandomSearch(Solver):
     max_rejections = 20  # batches in a row without a new feasible design before repairing
 
     def __init__(self, reps: int = 10, sampler: str = "sobol", include_x0: bool = True,
-                 max_enumerate: int = 200_000):
+                 max_enumerate: int = 200_000, boundary: str | float = "adaptive"):
         if int(reps) < 1:
             raise InputError(f"random_search: reps must be >= 1, got {reps}")
         if sampler not in ("sobol", "uniform"):
             raise InputError(
                 f"random_search: sampler must be 'sobol' or 'uniform', got {sampler!r}"
             )
+        if boundary != "adaptive":
+            try:
+                boundary = float(boundary)
+            except (TypeError, ValueError):
+                boundary = math.nan
+            if not 0.0 <= boundary <= 1.0:
+                raise InputError("random_search: boundary must be 'adaptive' or a number in "
+                                 f"[0, 1], got {boundary!r}")
         super().__init__(reps=int(reps), sampler=sampler, include_x0=bool(include_x0),
-                         max_enumerate=int(max_enumerate))
+                         max_enumerate=int(max_enumerate), boundary=boundary)
         self.reps = int(reps)
         self.sampler = sampler
         self.include_x0 = bool(include_x0)
         self.max_enumerate = int(max_enumerate)
+        self.boundary = boundary
 
     def _draw(self, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` points of the unit cube ``[0, 1)^d``, shape ``(n, d)``."""
@@ -133,7 +236,44 @@ class RandomSearch(Solver):
                                                count[mask] - 1)
         return X
 
-    def _designs(self, problem: Problem, rng: np.random.Generator):
+    def _designs(self, problem: Problem, rng: np.random.Generator,
+                 results: dict[str, list[float]]):
+        """New candidate designs in order (a generator of ``(x, sampler)``): uniform draws over
+        the feasible set, some pushed onto a linear constraint (module doc). ``results`` maps
+        each sampler to the signed sample means of the designs it proposed; the caller fills it
+        and the adaptive choice reads it."""
+        uniform = self._uniform_designs(problem, rng)
+        if problem.constraint_A is None or self.boundary == 0.0:
+            for x in uniform:
+                yield x, "uniform"
+            return
+        deferred = []  # uniform draws replaced by their boundary point, proposed at the end
+        for x in uniform:
+            arm = self._arm(results, rng)
+            if arm == "uniform":
+                yield x, arm
+                continue
+            y = fill_to_constraint(problem, x, rng)
+            if not np.array_equal(y, x):
+                deferred.append(x)
+            yield y, arm
+        for x in deferred:  # an enumerated lattice ran out: every feasible point is proposed
+            yield x, "uniform"
+
+    def _arm(self, results: dict[str, list[float]], rng: np.random.Generator) -> str:
+        """``"boundary"`` or ``"uniform"``: a fixed share, or Thompson sampling (module doc)."""
+        if self.boundary != "adaptive":
+            return "boundary" if rng.random() < self.boundary else "uniform"
+        arms = ("boundary", "uniform")
+        if any(len(results[a]) < 2 for a in arms):  # two designs each first, boundary first
+            return min(arms, key=lambda a: len(results[a]))
+        draws = {}
+        for a in arms:
+            v = np.asarray(results[a])
+            draws[a] = rng.normal(v.mean(), v.std(ddof=1) / math.sqrt(v.size))
+        return min(arms, key=draws.get)
+
+    def _uniform_designs(self, problem: Problem, rng: np.random.Generator):
         """New candidate designs, uniform over the feasible set, in order (a generator)."""
         mask = problem.integer_mask
         d = problem.dim
@@ -181,7 +321,8 @@ class RandomSearch(Solver):
         if best is not None:
             traj.record(ev.used, best.x, best.mean)
         stale = 0  # draws in a row that were already measured
-        for x in self._designs(problem, rng):
+        results: dict[str, list[float]] = {"boundary": [], "uniform": []}
+        for x, arm in self._designs(problem, rng, results):
             if ev.remaining < r:
                 break
             if ev.history.get(x) is not None:
@@ -191,6 +332,7 @@ class RandomSearch(Solver):
                 continue  # already measured (warm start, x0 or a repaired duplicate)
             stale = 0
             st = ev.evaluate(x, r)
+            results[arm].append(ev.signed_mean(st))
             if best is None or ev.signed_mean(st) < ev.signed_mean(best):
                 best = st
                 traj.record(ev.used, st.x, st.mean)

@@ -42,6 +42,9 @@ def test_recommendation_is_the_best_sample_mean(example):
 def test_bad_options_are_named():
     with pytest.raises(InputError, match="sampler"):
         solvers.get("random_search", sampler="halton")
+    for bad in ("sometimes", 1.5, -0.1):
+        with pytest.raises(InputError, match="boundary"):
+            solvers.get("random_search", boundary=bad)
 
 
 def test_improves_on_example(example):
@@ -117,9 +120,91 @@ def test_a_sliver_of_a_feasible_set_is_sampled_uniformly_not_repaired():
     # the first design after x0 is uniform over the other 19: its coordinate sum is 1, 2 or 3
     # with probabilities 3/19, 6/19, 10/19. Rejection in the whole box gave up and repaired
     # draws towards x0 instead, onto the face sum = 3 (measured 0.87; sum = 1 never)
+    # (boundary=0: uniform draws only; the default pushes some draws onto the face on purpose)
     sums = []
     for seed in range(300):
-        h = solvers.get("random_search", reps=1).run(p, 2, seed=seed).history
+        h = solvers.get("random_search", reps=1, boundary=0).run(p, 2, seed=seed).history
         sums.append(int(next(x for x in h.X if x.sum() > 0).sum()))
     freq = np.bincount(sums, minlength=4) / len(sums)
     assert freq[1] > 0.08 and freq[3] < 0.65  # 3.7 and 4 binomial sd from 3/19 and 10/19
+
+
+def _random_polytope(rng, d, integer):
+    """A box [0, 10]^d with 1-3 random linear constraints (mixed signs, b > 0: 0 feasible)."""
+    from simopt import Problem, Variable
+
+    m = int(rng.integers(1, 4))
+    A = rng.uniform(0.3, 3.0, (m, d)) * np.where(rng.random((m, d)) < 0.2, -1.0, 1.0)
+    A[rng.random((m, d)) < 0.15] = 0.0
+    b = rng.uniform(5.0, 25.0, m)
+    V = [Variable(f"v{i}", 0, 10, integer=integer) for i in range(d)]
+    return Problem.from_function("POLY", "toy", V, lambda x, r: {"objective": 0.0},
+                                 x0=[0] * d, constraints=(A.tolist(), b.tolist()))
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_fill_to_constraint_ends_feasible_and_on_the_boundary(integer):
+    # property test over random polytopes, checked by brute force: the result is feasible, it
+    # moved only in the sign pattern of one constraint row, and (integers) no unit move in that
+    # pattern fits any more / (continuous) a constraint or a bound in that pattern is tight
+    from simopt.solvers.random_search import fill_to_constraint
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        d = int(rng.integers(2, 5))
+        p = _random_polytope(rng, d, integer)
+        A, b = p.constraint_A, p.constraint_b
+        while True:
+            x = p.box_round(rng.uniform(0, 10, d))
+            if p.is_feasible(x):
+                break
+        y = fill_to_constraint(p, x, rng)
+        assert p.is_feasible(y)
+        if integer:
+            assert np.all(y == np.round(y))
+        ok = False
+        for row in A:
+            u = np.sign(row)
+            if np.any((y - x) * u < -1e-9) or np.any((y != x) & (u == 0)):
+                continue  # not this row's direction
+            if integer:
+                blocked = True
+                for i in np.flatnonzero(u):
+                    z = y.copy()
+                    z[i] += u[i]
+                    if 0 <= z[i] <= 10 and np.all(A @ z <= b + 1e-9):
+                        blocked = False
+                ok = ok or blocked
+            else:
+                at_bound = any((u[i] > 0 and y[i] >= 10 - 1e-6) or (u[i] < 0 and y[i] <= 1e-6)
+                               for i in np.flatnonzero(u))
+                tight = np.any(A @ y >= b - 1e-6 * np.maximum(1, np.abs(b)))
+                ok = ok or at_bound or tight
+        assert ok, (A, b, x, y)
+
+
+def _facet_problem(objective):
+    from simopt import Problem, Variable
+
+    V = [Variable("a", 0, 100, integer=True), Variable("b", 0, 100, integer=True)]
+    return Problem.from_function("FACET", "toy", V,
+                                 lambda x, rng: {"objective": objective(x) + rng.normal()},
+                                 x0=[0, 0], constraints=([[1.0, 1.0]], [100.0]))
+
+
+def test_the_sampler_bandit_follows_where_good_designs_are():
+    # 5151 feasible points, 101 of them (2%) on the facet a + b = 100. With the optimum on the
+    # facet the bandit should propose mostly facet designs; with it at (25, 25) mostly uniform
+    # ones. A fixed half-and-half mixture gives about 50% facet designs in both cases.
+    def facet_share(objective, **opts):
+        shares = []
+        for seed in range(5):
+            X = solvers.get("random_search", reps=2, **opts).run(
+                _facet_problem(objective), 80, seed=seed).history.X[5:]
+            shares.append(np.mean(X.sum(axis=1) == 100))
+        return float(np.mean(shares))
+
+    on_facet = facet_share(lambda x: -(x[0] + 2 * x[1]))  # minimized: best at (0, 20)
+    interior = facet_share(lambda x: (x[0] - 25) ** 2 + (x[1] - 25) ** 2)
+    assert on_facet > 0.7 and interior < 0.3, (on_facet, interior)
+    assert facet_share(lambda x: 0.0, boundary=1.0) == 1.0

@@ -145,8 +145,8 @@ def _random_polytope(rng, d, integer):
 @pytest.mark.parametrize("integer", [True, False])
 def test_fill_to_constraint_ends_feasible_and_on_the_boundary(integer):
     # property test over random polytopes, checked by brute force: the result is feasible, it
-    # moved only in the sign pattern of one constraint row, and (integers) no unit move in that
-    # pattern fits any more / (continuous) a constraint or a bound in that pattern is tight
+    # kept x's coordinates outside one constraint row, and (integers) no unit move in that
+    # row's sign pattern fits any more / (continuous) a constraint or a bound in it is tight
     from simopt.solvers.random_search import fill_to_constraint
 
     rng = np.random.default_rng(0)
@@ -165,8 +165,8 @@ def test_fill_to_constraint_ends_feasible_and_on_the_boundary(integer):
         ok = False
         for row in A:
             u = np.sign(row)
-            if np.any((y - x) * u < -1e-9) or np.any((y != x) & (u == 0)):
-                continue  # not this row's direction
+            if np.any((y != x) & (u == 0)):
+                continue  # not this row
             if integer:
                 blocked = True
                 for i in np.flatnonzero(u):
@@ -194,7 +194,7 @@ def _facet_problem(objective):
 
 def test_the_sampler_bandit_follows_where_good_designs_are():
     # 5151 feasible points, 101 of them (2%) on the facet a + b = 100. With the optimum on the
-    # facet the bandit should propose mostly facet designs; with it at (25, 25) mostly uniform
+    # facet the bandit should propose mostly facet designs; with it at (10, 10) mostly uniform
     # ones. A fixed half-and-half mixture gives about 50% facet designs in both cases.
     def facet_share(objective, **opts):
         shares = []
@@ -205,6 +205,37 @@ def test_the_sampler_bandit_follows_where_good_designs_are():
         return float(np.mean(shares))
 
     on_facet = facet_share(lambda x: -(x[0] + 2 * x[1]))  # minimized: best at (0, 20)
-    interior = facet_share(lambda x: (x[0] - 25) ** 2 + (x[1] - 25) ** 2)
+    interior = facet_share(lambda x: (x[0] - 10) ** 2 + (x[1] - 10) ** 2)
     assert on_facet > 0.7 and interior < 0.3, (on_facet, interior)
     assert facet_share(lambda x: 0.0, boundary=1.0) == 1.0
+
+
+def test_the_fill_starts_empty_like_a_random_greedy_knapsack():
+    # one row 2a + 4b + 6c + 8d <= 80 (TABLEALLOCATION-1's seats): from a draw with 30 small
+    # tables the fill starts from no tables, so it adds every table size about equally often
+    # (the random greedy fill). Expected counts by simulating that fill directly (steps of
+    # max(1, room // 16)): about 4 of each; a fill that kept the draw's 30 small tables would
+    # end with a >= 30 and at most 2 other tables.
+    from simopt import Problem, Variable
+    from simopt.solvers.random_search import fill_to_constraint
+
+    V = [Variable(n, 0, 40, integer=True) for n in "abcd"]
+    p = Problem.from_function("TABLES", "toy", V, lambda x, r: {"objective": 0.0},
+                              x0=[0, 0, 0, 0], constraints=([[2, 4, 6, 8]], [80]))
+    rng = np.random.default_rng(0)
+    Y = np.array([fill_to_constraint(p, np.array([30.0, 0, 0, 0]), rng) for _ in range(400)])
+    assert np.all(Y @ [2, 4, 6, 8] >= 79) and np.all(Y @ [2, 4, 6, 8] <= 80)
+    sim = []
+    w = np.array([2, 4, 6, 8])
+    for _ in range(4000):  # the greedy fill simulated independently, from empty
+        x, active = np.zeros(4), [0, 1, 2, 3]
+        while active:
+            i = active[rng.integers(len(active))]
+            room = min(40 - x[i], (80 - x @ w) // w[i])
+            if room >= 1:
+                x[i] += max(1, room // 16)
+                active = [0, 1, 2, 3]
+            else:
+                active.remove(i)
+        sim.append(x)
+    np.testing.assert_allclose(Y.mean(axis=0), np.mean(sim, axis=0), atol=0.35)

@@ -48,7 +48,13 @@ iterations of ``q`` new designs, ``r`` replications each, then the final selecti
 chosen from the budget so that about ``max_fits`` GP fits happen:
 ``r = max(2, (B - final) // (n_init + max_fits * q))``. Integer variables are handled by
 rounding the acquisition's maximizer, and constraints by the nearest feasible design (every
-design evaluated is feasible). A maximizer that lands on a design already measured (a bound, a
+design evaluated is feasible). With linear constraints every other initial design is a random
+fill of one constraint (:func:`~simopt.solvers.random_search.fill_to_constraint`) instead of a
+projected Sobol point. Why (NEWSALLOC-1, ``x1 + 2 x2 + 3 x3 + x4 <= 80``, budget 200): the
+nearest feasible point cuts the most heavily weighted coordinates first, so projected designs
+crowd onto ``x3 = 0`` (13 of 34 designs in one run; the optimum has ``x3 = 7``), and the GP
+learns little about ``x3``; with the fills the mean gap over 20 runs (exact expected profit)
+went from 0.19 to 0.11. A maximizer that lands on a design already measured (a bound, a
 rounded repeat) is replaced by a new design drawn within +-2.5% of the box around it (or,
 failing that, gets ``r`` more replications).
 """
@@ -75,6 +81,7 @@ from scipy.stats import qmc
 from core.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
 from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
+from simopt.solvers.random_search import fill_to_constraint
 
 VAR_PSEUDO_REPS = 4  # prior weight of the pooled variance, in replications
 EXPAND_AT = 0.1  # a working-box side grows when the recommendation is this close (fraction)
@@ -451,9 +458,12 @@ class GPBO(Solver):
         )
         seed = int(rng.integers(2**31))  # torch randomness, in forked RNG contexts only
 
-        # initial design: x0, then scrambled Sobol points (duplicates after rounding skipped)
+        # initial design: x0, then scrambled Sobol points (duplicates after rounding skipped);
+        # with linear constraints every other one is a random fill of a constraint instead
         U = qmc.Sobol(d, scramble=True, seed=rng).random(2 ** math.ceil(math.log2(2 * n_init)))
         designs = [x0] + [project(problem, box.from_unit(u)) for u in U]
+        if problem.constraint_A is not None:
+            designs[1::2] = [fill_to_constraint(problem, x, rng) for x in designs[1::2]]
         added = 0
         for x in designs:
             if added >= n_new_init or ev.remaining < r:

@@ -185,3 +185,22 @@ def test_leaves_x0_when_the_model_is_confident_though_the_paired_test_is_not():
     p = get_problem("CNTNEWS-1")
     traj = solvers.get("gp_bo").run(p, 200, seed=4)
     assert 0.1 < traj.best_x[0] < 0.35
+
+
+def test_constrained_initial_design_is_not_crowded_onto_the_light_coordinates():
+    # 2a + 4b + 6c + 8d <= 80 (TABLEALLOCATION-1's seats). A Sobol point projected onto the
+    # constraint (nearest feasible point) loses the heaviest coordinate first: measured, 1-2
+    # of the 9 initial designs after x0 used the seats with d >= 2. Every other design is a
+    # random fill of the row from empty instead: measured 5-6 of 9
+    w = np.array([2, 4, 6, 8])
+    V = [Variable(n, 0, 40, integer=True) for n in "abcd"]
+    p = Problem.from_function("TABLES", "toy", V,
+                              lambda x, r: {"objective": -float(x @ w) + r.normal()},
+                              x0=[10, 5, 4, 2], constraints=([w.tolist()], [80]))
+    for seed in range(3):
+        seen = []
+        solvers.get("gp_bo", reps=2).run(p, 24, seed=seed,
+                                         on_evaluate=lambda x, v, u, s=seen: s.append(tuple(x)))
+        X = np.array(list(dict.fromkeys(seen))[1:10])  # the initial designs after x0
+        assert np.all(X @ w <= 80)
+        assert np.sum((X @ w >= 78) & (X[:, 3] >= 2)) >= 4, X.tolist()

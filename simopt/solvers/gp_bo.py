@@ -49,7 +49,7 @@ chosen from the budget so that about ``max_fits`` GP fits happen:
 ``r = max(2, (B - final) // (n_init + max_fits * q))``. Integer variables are handled by
 rounding the acquisition's maximizer, and constraints by the nearest feasible design (every
 design evaluated is feasible). With linear constraints every other initial design is a random
-fill of one constraint (:func:`~simopt.solvers.random_search.fill_to_constraint`) instead of a
+fill of one constraint (:func:`~simopt.solvers.base.fill_to_constraint`) instead of a
 projected Sobol point. Why (NEWSALLOC-1, ``x1 + 2 x2 + 3 x3 + x4 <= 80``, budget 200): the
 nearest feasible point cuts the most heavily weighted coordinates first, so projected designs
 crowd onto ``x3 = 0`` (13 of 34 designs in one run; the optimum has ``x3 = 7``), and the GP
@@ -80,8 +80,7 @@ from scipy.stats import qmc
 
 from core.errors import BudgetExhaustedError, InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
-from simopt.solvers.random_search import fill_to_constraint
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, fill_to_constraint, project
 
 VAR_PSEUDO_REPS = 4  # prior weight of the pooled variance, in replications
 EXPAND_AT = 0.1  # a working-box side grows when the recommendation is this close (fraction)

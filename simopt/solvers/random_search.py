@@ -60,7 +60,7 @@ from scipy.stats import qmc
 
 from core.errors import InputError
 from simopt.problem import Problem
-from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, project
+from simopt.solvers.base import Box, Evaluator, Solver, Trajectory, fill_to_constraint, project
 
 
 def feasible_box(problem: Problem) -> Box:
@@ -86,90 +86,6 @@ def feasible_box(problem: Problem) -> Box:
                 else:
                     hi[i] = min(hi[i], float(res.x[i]) + 1e-9)
     return Box.of_bounds(lo, hi)
-
-
-def fill_to_constraint(problem: Problem, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random design on the boundary of one linear constraint, built from the feasible ``x``.
-
-    A row ``a`` of ``A`` is chosen at random; the coordinates with ``a_i != 0`` are emptied
-    (set to the bound that uses the least of the row's resource: the lower bound where
-    ``a_i > 0``, the upper one where ``a_i < 0``), unless that start is infeasible (then they
-    start from ``x``); the other coordinates keep ``x``'s values. From there the row's resource
-    is filled at random, each coordinate moving only in the direction ``sign(a_i)``:
-
-    - continuous coordinates together along the ray ``t v`` (``v_i = sign(a_i) e_i``, ``e_i ~
-      Exp(1)``, so the direction is uniform on the simplex) to the largest ``t`` that the box
-      and ``A x <= b`` allow;
-    - then integer coordinates one at a time, a random one each time, by ``max(1, k // (4
-      m))`` units, where ``k`` is the room the linear constraints and the box leave that
-      coordinate and ``m`` the number of integer coordinates in the row; a coordinate that
-      cannot take a unit step waits until another one moves (a move can loosen a row with a
-      coefficient of the other sign). This stops when none can move: the random greedy fill
-      of a knapsack, the generic form of SimOpt's TABLEALLOCATION sampler ("add a table of
-      random size while one fits"). Each coordinate moves monotonically, so it ends.
-
-    Every intermediate design is checked with ``problem.is_feasible`` (so a feasibility rule is
-    honoured), and the result is feasible whenever ``x`` is.
-    """
-    A, b = problem.constraint_A, problem.constraint_b
-    x = problem.box_round(x)
-    if A is None:
-        return x
-    rows = np.flatnonzero(np.any(A != 0, axis=1))
-    if rows.size == 0:
-        return x
-    u = np.sign(A[rows[rng.integers(rows.size)]])
-    box = Box.of(problem)
-    lo = np.maximum(box.lo, problem.lower)
-    hi = np.minimum(box.hi, problem.upper)
-    mask = problem.integer_mask
-    empty = x.copy()
-    empty[u > 0] = lo[u > 0]
-    empty[u < 0] = hi[u < 0]
-    empty = problem.box_round(empty)
-    if problem.is_feasible(empty):
-        x = empty
-
-    def room(y: np.ndarray, v: np.ndarray) -> float:
-        """Largest ``t >= 0`` with ``y + t v`` inside the box and ``A (y + t v) <= b``."""
-        t = math.inf
-        for i in np.flatnonzero(v):
-            t = min(t, ((hi[i] if v[i] > 0 else lo[i]) - y[i]) / v[i])
-        Av = A @ v
-        slack = b - A @ y
-        for r in np.flatnonzero(Av > 1e-12):
-            t = min(t, slack[r] / Av[r])
-        return max(0.0, t)
-
-    cont = np.flatnonzero((u != 0) & ~mask)
-    if cont.size:
-        v = np.zeros_like(x)
-        v[cont] = u[cont] * rng.exponential(size=cont.size)
-        t = room(x, v)
-        for _ in range(30):  # back off when rounding or a feasibility rule objects
-            y = problem.box_round(x + t * v)
-            if problem.is_feasible(y):
-                x = y
-                break
-            t /= 2
-    movable = [int(i) for i in np.flatnonzero((u != 0) & mask)]
-    active = list(movable)
-    while active:
-        i = active[int(rng.integers(len(active)))]
-        e = np.zeros_like(x)
-        e[i] = u[i]
-        k = math.floor(room(x, e) + 1e-9)
-        steps = dict.fromkeys((max(1, k // (4 * len(movable))), 1)) if k >= 1 else {}
-        for step in steps:  # a long step first; the unit step if a feasibility rule objects
-            if problem.is_feasible(x + step * e):
-                x = x + step * e
-                # a move can loosen another constraint (a coefficient of the other sign):
-                # every coordinate gets another try
-                active = list(movable)
-                break
-        else:
-            active.remove(i)
-    return x
 
 
 class RandomSearch(Solver):

@@ -147,7 +147,7 @@ def test_fill_to_constraint_ends_feasible_and_on_the_boundary(integer):
     # property test over random polytopes, checked by brute force: the result is feasible, it
     # kept x's coordinates outside one constraint row, and (integers) no unit move in that
     # row's sign pattern fits any more / (continuous) a constraint or a bound in it is tight
-    from simopt.solvers.random_search import fill_to_constraint
+    from simopt.solvers.base import fill_to_constraint
 
     rng = np.random.default_rng(0)
     for _ in range(60):
@@ -217,7 +217,7 @@ def test_the_fill_starts_empty_like_a_random_greedy_knapsack():
     # max(1, room // 16)): about 4 of each; a fill that kept the draw's 30 small tables would
     # end with a >= 30 and at most 2 other tables.
     from simopt import Problem, Variable
-    from simopt.solvers.random_search import fill_to_constraint
+    from simopt.solvers.base import fill_to_constraint
 
     V = [Variable(n, 0, 40, integer=True) for n in "abcd"]
     p = Problem.from_function("TABLES", "toy", V, lambda x, r: {"objective": 0.0},

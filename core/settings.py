@@ -159,7 +159,11 @@ def _file_values(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise InputError(f"settings file {path} must hold a mapping of setting: value")
-    return data.get("socrates", data) if isinstance(data.get("socrates"), dict) else data
+    data = data.get("socrates", data) if isinstance(data.get("socrates"), dict) else data
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:  # YAML makes keys of "?", "1:" or "null:" that are not names
+        raise InputError(f"settings file {path}: setting names must be text, got {bad[0]!r}")
+    return data
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

@@ -37,6 +37,10 @@ def test_yaml_file_and_errors(tmp_path, monkeypatch):
     p.write_text("colour: blue\n")
     with pytest.raises(InputError, match="colour"):
         load_settings(p)
+    for text in ("?", "1: 2\n"):  # YAML keys that are not names (found by the fuzz test)
+        p.write_text(text)
+        with pytest.raises(InputError, match="setting names must be text"):
+            load_settings(p)
     with pytest.raises(InputError, match="does not exist"):
         load_settings(tmp_path / "missing.toml")
 

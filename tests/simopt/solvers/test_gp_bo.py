@@ -60,6 +60,10 @@ def test_bad_options_are_named():
 
     with pytest.raises(InputError, match="reps"):
         solvers.get("gp_bo", reps=0)
+    with pytest.raises(InputError, match="trust_region"):
+        solvers.get("gp_bo", trust_region=3)
+    with pytest.raises(InputError, match="trust_region"):
+        solvers.get("gp_bo", trust_region="local")
 
 
 def test_log_warp_is_monotone_with_the_right_derivative():
@@ -204,3 +208,101 @@ def test_constrained_initial_design_is_not_crowded_onto_the_light_coordinates():
         X = np.array(list(dict.fromkeys(seen))[1:10])  # the initial designs after x0
         assert np.all(X @ w <= 80)
         assert np.sum((X @ w >= 78) & (X[:, 3] >= 2)) >= 4, X.tolist()
+
+
+def _record(monkeypatch, name):
+    """Wrap ``GPBO.<name>`` to record its arguments and result on every call."""
+    from simopt.solvers.gp_bo import GPBO
+
+    calls = []
+    orig = getattr(GPBO, name)
+
+    def wrapped(self, *a, **k):
+        out = orig(self, *a, **k)
+        calls.append((a, out))
+        return out
+
+    monkeypatch.setattr(GPBO, name, wrapped)
+    return calls
+
+
+def sum_with_a_weighted_budget():
+    # maximize x1 + x2 + x3 on [0, 1]^3 with x1 + 2 x2 + 3 x3 <= 1.5: the box's best corner
+    # (1, 1, 1) is infeasible, so an acquisition maximized over the box lands outside
+    w = np.array([1.0, 2.0, 3.0])
+    V = [Variable(n, 0.0, 1.0) for n in "abc"]
+    return Problem.from_function(
+        "BUDGET", "toy", V, lambda x, r: {"objective": -float(x.sum()) + 0.1 * r.normal()},
+        x0=[0.1, 0.1, 0.1], constraints=([w.tolist()], [1.5])), w
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_acquisition_is_maximized_over_the_polytope(monkeypatch, constrained):
+    p, w = sum_with_a_weighted_budget()
+    calls = _record(monkeypatch, "_candidates")
+    solvers.get("gp_bo", reps=2, max_fits=6, trust_region=None,
+                constrained_acq=constrained).run(p, 50, seed=0)
+    raw = np.concatenate([out for _, out in calls])  # before projection or rounding
+    assert raw.shape[0] >= 5
+    if constrained:
+        assert np.all(raw @ w <= 1.5 + 1e-6), raw.tolist()
+    else:  # over the box the maximizers leave the polytope: what the option is for
+        assert np.any(raw @ w > 1.5 + 1e-3), raw.tolist()
+
+
+def test_constraints_in_botorch_form_accept_exactly_the_feasible_points():
+    from simopt.solvers.gp_bo import GPBO
+
+    rng = np.random.default_rng(0)
+    A = np.array([[1.0, 0.0, -2.0], [0.0, 0.0, 0.0], [0.5, 3.0, 1.0]])
+    b = np.array([0.3, 1.0, 2.0])
+    V = [Variable(n, 0.0, 1.0) for n in "abc"]
+    p = Problem.from_function("P", "toy", V, lambda x, r: {"objective": 0.0},
+                              x0=[0.0, 0.0, 0.0], constraints=(A.tolist(), b.tolist()))
+    rows = GPBO._inequalities(p)
+    assert len(rows) == 2  # the all-zero row carries nothing
+    for x in rng.uniform(0, 1, size=(500, 3)):
+        ours = all(float((c * x[i.numpy()]).sum()) >= rhs for i, c, rhs in
+                   ((i, c.numpy(), rhs) for i, c, rhs in rows))
+        assert ours == bool(np.all(A @ x <= b))
+
+
+def test_trust_region_bounds_the_acquisition_around_the_recommendation(monkeypatch):
+    # integer problem: "auto" maximizes the acquisition within 0.2 box widths of the running
+    # recommendation; a continuous unconstrained problem keeps the whole box
+    p = integer_quadratic()
+    cand = _record(monkeypatch, "_candidates")
+    recs = _record(monkeypatch, "_recommend")
+    solvers.get("gp_bo", reps=2, max_fits=5).run(p, 40, seed=1)
+    width = p.upper - p.lower
+    assert len(cand) >= 3
+    for (args, _), (_, rec) in zip(cand, recs, strict=False):
+        lo, hi = args[2].numpy()
+        assert np.all(hi - lo <= 0.4 * width + 1e-9)
+        assert np.all((lo <= rec) & (rec <= hi))
+    cand.clear()
+    V = [Variable("a", -2.0, 2.0), Variable("b", -2.0, 2.0)]
+    q = Problem.from_function("Q", "toy", V,
+                              lambda x, r: {"objective": float(x @ x) + r.normal()},
+                              x0=[1.0, 1.0])
+    solvers.get("gp_bo", reps=2, max_fits=3, box_width=None).run(q, 30, seed=0)
+    assert cand and all(np.allclose(a[2].numpy(), [[-2, -2], [2, 2]]) for a, _ in cand)
+
+
+def test_input_warp_only_on_continuous_coordinates():
+    import torch
+    from botorch.models.transforms.input import ChainedInputTransform, Normalize
+
+    from simopt.solvers.gp_bo import GPBO
+
+    V = [Variable("a", 0, 10, integer=True), Variable("b", 0.0, 1.0),
+         Variable("c", 0, 5, integer=True), Variable("d", 0.0, 2.0)]
+    p = Problem.from_function("M", "toy", V, lambda x, r: {"objective": 0.0},
+                              x0=[1, 0.5, 1, 1.0])
+    bounds = torch.as_tensor(np.stack([p.lower, p.upper]), dtype=torch.float64)
+    t = GPBO()._input_transform(p, bounds)
+    assert isinstance(t, ChainedInputTransform)
+    assert t["warp"].indices.tolist() == [1, 3]
+    q = integer_quadratic()
+    bq = torch.as_tensor(np.stack([q.lower, q.upper]), dtype=torch.float64)
+    assert isinstance(GPBO()._input_transform(q, bq), Normalize)

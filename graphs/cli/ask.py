@@ -13,14 +13,13 @@ import time
 from typing import Any
 
 import typer
-import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from agents.llm import models_by_role
 from agents.planner import estimate_resources, run_key
 from core.errors import InputError
-from graphs.cli.common import console, console_err, print_json
+from graphs.cli.common import console, console_err, parse_key_values, print_json
 from graphs.settings import build_llm, load_settings
 
 
@@ -55,7 +54,7 @@ def ask(
         raise InputError("the request is empty; say what to run, e.g. socrates ask \"compare "
                          "MallowsPO with DPO on the dispersion bandit with 2 seeds\"")
     settings = load_settings()
-    default_values = _parse_defaults(defaults or [])
+    default_values = parse_key_values(defaults or [], "--default", "max_steps=20")
     # the settings' model, per-role models and timeouts, with --llm / --llm-role over them
     llm = build_llm(settings, llm=llm_spec, role_options=llm_roles or [])
     plan = make_plan(request, llm, max_workers=workers, defaults=default_values)
@@ -133,20 +132,6 @@ def _append_models(path: str, plan: Any, llm: Any, models: dict[str, str]) -> No
                               fallbacks)
     with open(path, "a") as f:
         f.write("\n" + section)
-
-
-def _parse_defaults(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--default {item!r} is not key=value; write e.g. "
-                             f"--default max_steps=20")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = raw
-    return out
 
 
 def _print_plan(plan: Any, estimate: Any) -> None:

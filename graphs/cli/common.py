@@ -14,6 +14,29 @@ console = Console()
 console_err = Console(stderr=True, soft_wrap=True)
 
 
+def parse_key_values(items: list[str], flag: str, example: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items of a repeatable option as a dict; each value read as YAML (``3``,
+    ``0.5``, ``true``, ``null``, ``[1, 2]``), or kept as text where it is not valid YAML.
+
+    Raises:
+        InputError: an item without ``=`` or with an empty key (``example`` shows the form).
+    """
+    import yaml
+
+    from core.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} {item!r} is not key=value; write e.g. {flag} {example}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
 def print_json(obj: Any) -> None:
     """Machine-readable output for ``--json`` (always to stdout, nothing else printed there)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")

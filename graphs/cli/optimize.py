@@ -25,7 +25,7 @@ from pathlib import Path
 import typer
 
 from core.errors import InputError
-from graphs.cli.common import console, console_err, print_json
+from graphs.cli.common import console, console_err, parse_key_values, print_json
 from simopt.metrics import DEFAULT_POSTREPS, POSTREP_SEED, score_design
 
 N_POSTREPS = DEFAULT_POSTREPS  # the run scorer's defaults (simopt.metrics)
@@ -37,9 +37,34 @@ def _runs_dir() -> Path:
     return Path(load_settings().runs_dir)
 
 
+def _or_list(names: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``; "no other solver" when empty."""
+    if not names:
+        return "no other solver"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def make_solver(solver_name: str, options: dict | None = None):
+    """``simopt.solvers.get(solver_name, **options)``, with an option the solver does not
+    take named in one :class:`InputError` together with the options it does take."""
+    import inspect
+
+    from simopt import solvers
+
+    cls = solvers.solver_class(solver_name)
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [n for n, p in params.items() if n != "self" and p.kind in (
+        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options or {}) - set(accepted))
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise InputError(f"{solver_name} has no option {', '.join(map(repr, unknown))}; its "
+                         f"options: {', '.join(accepted) or 'none'}")
+    return cls(**(options or {}))
+
+
 def run_optimize(
     problem_name: str, solver_name: str, budget: int | None, seed: int, progress: bool,
-    runs_dir: Path | None = None,
+    runs_dir: Path | None = None, options: dict | None = None,
 ) -> dict:
     """Run, evaluate, save; return the summary written to ``metrics.json`` plus the folder."""
     import numpy as np
@@ -48,7 +73,7 @@ def run_optimize(
     from simopt import metrics, solvers
 
     problem = load_problem(problem_name)
-    solver = solvers.get(solver_name)
+    solver = make_solver(solver_name, options)
     budget = problem.default_budget if budget is None else int(budget)
     if budget < 1:
         raise InputError(f"--budget must be >= 1 replication, got {budget}")
@@ -58,9 +83,12 @@ def run_optimize(
                           "variables and may not move from x0; SOCRATES (the default method) "
                           "only gives budget to solvers that can", markup=False)
     elif problem.integer_mask.any() and getattr(solver, "integer_by_rounding", False):
+        native = [n for n in solvers.names() if n != solver_name
+                  and solvers.solver_can_move(n, problem)
+                  and not solvers.solver_class(n).integer_by_rounding]
         console_err.print(f"note: {solver_name} treats {problem.name}'s integer variables by "
-                          "rounding; integer_local_search or gp_bo may suit it better",
-                          markup=False)
+                          f"rounding; {_or_list(native)} move on the integer lattice "
+                          "itself", markup=False)
     t0 = time.perf_counter()
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -291,6 +319,10 @@ def optimize(
                                "integer_local_search."),
     budget: int = typer.Option(None, "--budget", help="Replications of the system "
                                "(default: the problem's default budget)."),
+    solver_options: list[str] = typer.Option(
+        None, "--solver-option", help="One option of --solver as KEY=VALUE, e.g. reps=10 or "
+        "trust_region=null for gp_bo (repeatable; values read as YAML; the solvers' "
+        "docstrings list their options)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the solver and its CRN streams."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
@@ -310,6 +342,10 @@ def optimize(
         solver = "gp_bo"
     if method not in ("solver", "socrates"):
         raise InputError(f"--method must be 'solver' or 'socrates', got {method!r}")
+    if solver_options and method != "solver":
+        raise InputError("--solver-option sets an option of the one solver of --method solver "
+                         "(give --solver NAME); SOCRATES chooses its solvers' options itself")
+    options = parse_key_values(solver_options or [], "--solver-option", "reps=10")
     if budget is not None and budget < 10 and method == "socrates":
         raise InputError(f"--budget {budget} is too small for SOCRATES: give at least 10")
     if method == "socrates":
@@ -341,7 +377,8 @@ def optimize(
         console.print(f"run folder: {summary['run_dir']} ({summary['wall_s']} s)",
                       markup=False, highlight=False)
         return
-    summary = run_optimize(problem or problem_file, solver, budget, seed, progress and not json_out)
+    summary = run_optimize(problem or problem_file, solver, budget, seed, progress and not json_out,
+                           options=options)
     if json_out:
         print_json({k: v for k, v in summary.items() if k not in ("grid", "curve", "estimates")})
         return

@@ -148,3 +148,30 @@ def test_cli_resume_after_sigkill_repeats_nothing_and_ends_like_an_uninterrupted
     assert resumed == clean  # nothing lost or changed
     a, b = json.loads(p2.stdout), json.loads(p3.stdout)
     assert a["best_x"] == b["best_x"] and a["estimate"] == b["estimate"]
+
+
+def test_solver_options_reach_the_solver_and_its_config(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SOCRATES_RUNS_DIR", str(tmp_path))
+    argv = ["optimize", "--problem", "EXAMPLE-1", "--solver", "random_search", "--budget", "40",
+            "--solver-option", "reps=8", "--solver-option", "boundary=0", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    folder = tmp_path / summary["run_dir"].split("/")[-1]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["options"]["reps"] == 8 and config["options"]["boundary"] == 0
+    history = json.loads((folder / "history.json").read_text())
+    # 8 replications per design: 40 replications buy 5 designs (10 each by default: 4)
+    assert sorted(r["n"] for r in history) == [8] * 5
+
+
+def test_solver_option_mistakes_are_one_error_line(capsys):
+    base = ["optimize", "--problem", "EXAMPLE-1", "--solver", "gp_bo", "--budget", "20"]
+    assert main([*base, "--solver-option", "nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert "gp_bo has no option 'nope'" in err and "trust_region" in err
+    assert main([*base, "--solver-option", "reps"]) == 2
+    assert "not key=value" in capsys.readouterr().err
+    assert main([*base, "--solver-option", "trust_region=5"]) == 2
+    assert "trust_region must be" in capsys.readouterr().err
+    assert main(["optimize", "--problem", "EXAMPLE-1", "--solver-option", "reps=3"]) == 2
+    assert "--method solver" in capsys.readouterr().err

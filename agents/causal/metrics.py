@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.causal.validate import match_name
+from agents.causal.validate import match_names
 from simopt.problem import Skeleton
 from simopt.replicas.skeleton import CausalSkeleton
 
@@ -10,7 +10,8 @@ from simopt.replicas.skeleton import CausalSkeleton
 def skeleton_metrics(skeleton: CausalSkeleton | Skeleton, true_skeleton: Skeleton) -> dict:
     """Structural Hamming distance and directed-edge precision/recall against the truth.
 
-    Nodes are compared by name (a proposed node is first matched to a true node's name).
+    Nodes are compared by name (a proposed node is first matched to a true node's name,
+    :func:`~agents.causal.validate.match_names`: two proposed nodes never become one).
     SHD counts the node pairs whose edge status differs (missing, extra or reversed: one each).
 
     Returns:
@@ -18,7 +19,7 @@ def skeleton_metrics(skeleton: CausalSkeleton | Skeleton, true_skeleton: Skeleto
     """
     true_names = list(true_skeleton.nodes)
     names = list(skeleton.nodes) if isinstance(skeleton, Skeleton) else skeleton.node_names
-    rename = {n: (match_name(n, true_names) or n) for n in names}
+    rename = {n: m or n for n, m in match_names(names, true_names).items()}
     est = {(rename[s], rename[t]) for s, t in skeleton.edges}
     true = {tuple(e) for e in true_skeleton.edges}
     pairs = {frozenset(e) for e in est | true}

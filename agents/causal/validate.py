@@ -29,6 +29,27 @@ def match_name(name: str, targets: Sequence[str], cutoff: float = 0.75) -> str |
     return norm[close[0]] if close else None
 
 
+def match_names(names: Sequence[str], targets: Sequence[str],
+                fuzzy: Sequence[str] | None = None) -> dict[str, str | None]:
+    """:func:`match_name` for a whole node list, without letting two nodes become one.
+
+    Exact and normalized spellings are matched first; a spelling match by ``difflib`` is then
+    tried only for the names in ``fuzzy`` (all by default) and only onto targets that no other
+    name already spells: ``avg_order_uncensored`` beside ``avg_order`` is a different quantity
+    (a latent the record caps), not a misspelling of it.
+    """
+    norm = {_normalize(t): t for t in targets}
+    out: dict[str, str | None] = {}
+    for n in names:
+        out[n] = n if n in targets else norm.get(_normalize(n))
+    claimed = {t for t in out.values() if t is not None}
+    free = [t for t in targets if t not in claimed]
+    for n in names:
+        if out[n] is None and (fuzzy is None or n in fuzzy):
+            out[n] = match_name(n, free)
+    return out
+
+
 def validate_skeleton(
     skeleton: CausalSkeleton, problem: Problem, observables: Sequence[str] | None = None
 ) -> tuple[CausalSkeleton, list[str]]:
@@ -47,8 +68,12 @@ def validate_skeleton(
     notes = list(skeleton.notes)
     rename: dict[str, str] = {}
     nodes: list[SkeletonNode] = []
+    # a latent node (observed=False) is matched to a record only by its spelling, never by
+    # likeness: a latent named after the record it feeds is not that record
+    matched = match_names([n.name for n in skeleton.nodes], targets,
+                          fuzzy=[n.name for n in skeleton.nodes if n.observed])
     for node in skeleton.nodes:
-        target = match_name(node.name, targets)
+        target = matched[node.name]
         if target is None and _normalize(node.name) == "objective":
             target = problem.objective_name
         if target is not None:

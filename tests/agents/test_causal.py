@@ -73,6 +73,48 @@ def test_validation_reports_every_problem_and_matches_names():
     assert any("reads 'demand', which is not a parent" in e for e in errors)
 
 
+def test_a_latent_named_after_its_record_stays_a_separate_node():
+    # the offline reader names the latent a censored record caps "<record>_uncensored"; a
+    # likeness match made it the record itself (a duplicate node, a self-loop): DUALSOURCING-1
+    # with seed 2's data raised "offline causal skeleton ... is invalid"
+    problem = get_problem("DUALSOURCING-1")
+    capped = {
+        "nodes": [
+            {"name": "expedited_level", "role": "decision"},
+            {"name": "regular_level", "role": "decision"},
+            {"name": "avg_regular_order_uncensored", "role": "latent", "observed": False},
+            {"name": "avg_regular_order", "role": "intermediate", "mechanism": {
+                "type": "deterministic",
+                "formula": "min(avg_regular_order_uncensored, regular_level)"}},
+            {"name": "avg_total_cost", "role": "output"},
+        ],
+        "edges": [["avg_regular_order_uncensored", "avg_regular_order"],
+                  ["regular_level", "avg_regular_order"],
+                  ["avg_regular_order", "avg_total_cost"],
+                  ["expedited_level", "avg_total_cost"]],
+    }
+    fixed, errors = validate_skeleton(CausalSkeleton.model_validate(capped), problem)
+    assert errors == []
+    assert {"avg_regular_order", "avg_regular_order_uncensored"} <= set(fixed.node_names)
+    assert ("avg_regular_order_uncensored", "avg_regular_order") in fixed.edges
+    assert not fixed.node("avg_regular_order_uncensored").observed
+    # metrics: the proposed latent is not the true record either
+    truth = Skeleton(nodes=("q", "avg_regular_order"), edges=(("q", "avg_regular_order"),))
+    est = Skeleton(nodes=("q", "avg_regular_order", "avg_regular_order_uncensored"),
+                   edges=(("q", "avg_regular_order"),
+                          ("avg_regular_order_uncensored", "avg_regular_order")))
+    m = skeleton_metrics(est, truth)
+    assert (m["n_edges"], m["precision"], m["recall"]) == (2, 0.5, 1.0)
+    # an observed misspelling is still matched by likeness
+    assert skeleton_metrics(Skeleton(nodes=("q", "avg_regular_orders"),
+                                     edges=(("q", "avg_regular_orders"),)), truth)["recall"] == 1
+    capped["nodes"][3]["name"] = "avg regular orders"
+    capped["edges"] = [[b if b != "avg_regular_order" else "avg regular orders" for b in e]
+                       for e in capped["edges"]]
+    fixed, errors = validate_skeleton(CausalSkeleton.model_validate(capped), problem)
+    assert errors == [] and "avg_regular_order" in fixed.node_names
+
+
 def test_broken_skeleton_is_repaired_by_reprompting(llm_server):
     problem = get_problem("CNTNEWS-1")
     llm_server.enqueue(reply(BROKEN), reply(GOOD))

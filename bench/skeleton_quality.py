@@ -36,8 +36,7 @@ import numpy as np
 
 from agents.causal import propose_skeleton, skeleton_metrics
 from simopt.problems import get_problem, list_problems
-from simopt.replicas import collect_data
-from simopt.socrates.data import data_plan
+from simopt.socrates import SocratesConfig, collect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import provenance  # noqa: E402
@@ -46,7 +45,9 @@ CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "paraphrases.j
 HELDOUT = CORPUS.with_name("paraphrases_heldout.json")
 RESULTS = Path(__file__).resolve().parent / "results"
 # SocratesConfig's defaults (graphs/socrates_state.py): data_fraction 0.15, reps_per_design 5.
-DATA_FRACTION, REPS_PER_DESIGN = 0.15, 5
+_DEFAULTS = SocratesConfig(budget=1000)
+DATA_FRACTION, REPS_PER_DESIGN, BOX_WIDTH = (
+    _DEFAULTS.data_fraction, _DEFAULTS.reps_per_design, _DEFAULTS.data_box_width)
 
 
 def load_corpus(path: Path = CORPUS) -> list[dict]:
@@ -64,8 +65,8 @@ def with_description(name: str, text: str):
 def default_data(name: str, seed: int):
     """The data a default SOCRATES run collects on ``name`` before its skeleton stage."""
     problem = get_problem(name)
-    n_designs, reps = data_plan(round(DATA_FRACTION * problem.default_budget), REPS_PER_DESIGN)
-    return collect_data(problem, n_designs, reps, seed=seed)
+    return collect(problem, round(DATA_FRACTION * problem.default_budget), REPS_PER_DESIGN,
+                   seed, box_width=BOX_WIDTH)
 
 
 def evaluate(name: str, text: str, mode: str, data, llm=None, seed: int = 0) -> dict:
@@ -142,7 +143,8 @@ def markdown(result: dict, summary: dict) -> str:
         "notation). Directed-edge precision and recall, SHD (missing, extra or reversed pair: "
         "one each). `text`: the description alone; `text+data`: the description and the data "
         "a default SOCRATES run collects before its skeleton stage (15% of the default budget "
-        "in designs of 5 replications); `data`: that data with an empty description. "
+        "in designs of 5 replications over SOCRATES's data box: finite bounds kept, infinite "
+        "sides at x0 ± max(1, |x0|)); `data`: that data with an empty description. "
         "`heldout`: the paraphrases of `tests/data/paraphrases_heldout.json` (bullets, e-mail, "
         "textbook), written before the issue #17 reader and never used to tune it.",
         "",

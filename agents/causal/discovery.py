@@ -14,6 +14,9 @@ objective), this module answers four questions, each by a standard method:
   are interpolated exactly by any formula with as many design-level coefficients).
   Deterministic identities also break the partial-correlation tests below, so nodes they explain
   are kept out of those tests.
+* **Which records are the largest of several sums?** (:func:`find_max_of_sums`) The subsets
+  of columns that sum to the record on some row, kept when their maximum reproduces every row:
+  the longest path through an activity network, a makespan.
 * **Which records are censored by a decision?** (:func:`find_censoring`) A record ``s`` with
   ``s <= x`` on every row and ``s == x`` on some but not most rows is ``min(L, x)`` for an
   unrecorded ``L`` (sales of a demand capped by the stock): a latent node.
@@ -568,6 +571,59 @@ def find_minmax(y_name: str, cols: Mapping[str, np.ndarray],
                     if (~both[0]).any() and (~both[1]).any():
                         return f"{fn}({a}, {b})", tuple(sorted((a, b)))
     return None
+
+
+# NOTE: subsets of at most this many candidate columns are enumerated (2^16 - 1 sums per row).
+MAX_SUM_TERMS = 16
+
+
+def find_max_of_sums(y_name: str, cols: Mapping[str, np.ndarray], candidates: Sequence[str],
+                     rows: int = SEARCH_ROWS) -> tuple[str, tuple[str, ...]] | None:
+    """``y = max_{S in F} sum_{i in S} c_i`` on every row, for a family ``F`` of subsets of
+    nonnegative candidate columns, or None: a makespan, the length of the longest path through
+    an activity network, the completion time of parallel branches.
+
+    Method: on each row, the subsets whose sum equals ``y`` exactly (``1e-9`` relative) are the
+    ones binding there (the critical path); ``F`` is every subset binding on some row, less any
+    subset whose sum exceeds ``y`` on some row (a coincidence, not a path) and any subset of a
+    member (nonnegative terms: it never binds alone). Accepted when ``max_F`` reproduces every
+    row, with at least two members each binding on some row (one member is a plain sum,
+    :func:`find_identity`'s job). A path that never binds in the data is not in ``F``.
+
+    Returns:
+        ``(formula, parents)`` with the formula ``max(a + b, a + c + d, ...)``, or None.
+    """
+    y = np.asarray(cols[y_name], dtype=float)
+    names = [c for c in candidates if c != y_name and c in cols and usable(cols[c])
+             and np.all(np.asarray(cols[c]) >= 0)]
+    if not usable(y) or not 2 <= len(names) <= MAX_SUM_TERMS or np.unique(y).size < 10:
+        return None
+    X = np.column_stack([np.asarray(cols[c], dtype=float) for c in names])
+    k = len(names)
+    masks = ((np.arange(1, 2 ** k)[:, None] >> np.arange(k)[None, :]) & 1).astype(float)
+    pick = np.linspace(0, y.size - 1, min(y.size, rows)).round().astype(int)
+    tol = 1e-9 * (1.0 + np.abs(y))
+    sums = X[pick] @ masks.T  # (rows, subsets)
+    binding = np.abs(sums - y[pick, None]) <= tol[pick, None]
+    family = np.flatnonzero(binding.any(axis=0))
+    # hundreds of binding subsets are coincidences of coarse (integer) values, not paths
+    if not 2 <= family.size <= 256 or not binding[:, family].any(axis=1).all():
+        return None
+    all_sums = X @ masks[family].T
+    family = family[np.all(all_sums <= (y + tol)[:, None], axis=0)]
+    fam = masks[family].astype(bool)
+    keep = [i for i in range(len(fam))
+            if not any(j != i and np.all(fam[j] >= fam[i]) and fam[j].sum() > fam[i].sum()
+                       for j in range(len(fam)))]
+    fam = fam[keep]
+    if len(fam) < 2:
+        return None
+    pred = (X @ fam.T.astype(float)).max(axis=1)
+    if not np.all(np.abs(pred - y) <= tol * 10):
+        return None
+    terms = sorted(" + ".join(n for n, on in zip(names, m, strict=True) if on) for m in fam)
+    used = tuple(sorted({n for m in fam for n, on in zip(names, m, strict=True) if on}))
+    return f"max({', '.join(terms)})", used
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Evidence enters in order of strength, and nothing weaker overrides something str
    (a formula over observed names whose residual variance exceeds ``1e-6 var(y)`` is dropped,
    its names kept as the node's parents).
 2. **Exact identities the data show** (:func:`~agents.causal.discovery.find_identity`,
-   :func:`~agents.causal.discovery.find_minmax`), searched from the objective backwards so an
+   :func:`~agents.causal.discovery.find_minmax`,
+   :func:`~agents.causal.discovery.find_max_of_sums`), searched from the objective backwards so an
    identity never points into something it explains; a node whose text names parents is first
    fitted on those parents. **Censoring** (``record = min(L, decision)``) adds a latent ``L``,
    named after the unrecorded quantity the text mentions when there is one.
@@ -39,6 +40,7 @@ from agents.causal.discovery import (
     exogenous_records,
     find_censoring,
     find_identity,
+    find_max_of_sums,
     find_minmax,
     mediated,
     usable,
@@ -166,11 +168,13 @@ def _use_identities(b: _Build, text: TextEvidence, cols: dict[str, np.ndarray]) 
         stated = [p for p in text.parents.get(y, ()) if p in cols and p not in banned]
         found, how = None, ""
         if stated:
-            found = find_minmax(y, cols, stated) or find_identity(y, cols, stated, b.decisions)
+            found = (find_minmax(y, cols, stated) or find_identity(y, cols, stated, b.decisions)
+                     or find_max_of_sums(y, cols, stated))
             how = "an exact identity on the data over the parents the text names"
         if found is None:
             cands = [c for c in observed if c not in banned]
-            found = find_minmax(y, cols, cands) or find_identity(y, cols, cands, b.decisions)
+            found = (find_minmax(y, cols, cands) or find_identity(y, cols, cands, b.decisions)
+                     or find_max_of_sums(y, cols, [c for c in cands if c not in b.decisions]))
             how = "an exact identity on the data"
         if found is None:
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import cma
 import numpy as np
 from scipy import optimize, stats
 from scipy.stats import qmc
@@ -44,10 +45,13 @@ def replica_optimum(
 ) -> tuple[np.ndarray, float]:
     """The SAA optimum of a (cheap) model of the system.
 
-    A grid (dimension <= 2) or Sobol sample, plus the given ``starts``; then Nelder-Mead from
-    the best grid point and from each start (simplex a tenth of the box in dimension > 2, where
-    a grid cannot resolve the optimum; at most ``60 d`` evaluations each up to two dimensions,
-    ``40 d`` above); the best value wins.
+    A grid (dimension <= 2) or Sobol sample, plus the given ``starts``; then, up to two
+    dimensions, Nelder-Mead from the best grid point and from each start (at most ``60 d``
+    evaluations each); above two, CMA-ES (``cma``, in unit coordinates of the box, initial step
+    0.15, at most ``100 d`` evaluations) from the best point, where a sample cannot resolve the
+    optimum and Nelder-Mead's simplex stalls (SAN-1, 13 variables: Nelder-Mead from four starts
+    ended at an SAA value of 32.8 where the model's value at the real optimum is 17.9; CMA-ES
+    reached 16.3). The best value wins.
 
     Args:
         model: a replica or ensemble (any ``Problem`` works; each call simulates it).
@@ -79,17 +83,25 @@ def replica_optimum(
     values = np.array([f(p) for p in pts])
     best = int(np.argmin(values))
     x_best, f_best = pts[best], values[best]
-    if not model.integer_mask.all():
+    if not model.integer_mask.all() and d > 2:
+        width = np.where(hi > lo, hi - lo, 1.0)
+        es = cma.CMAEvolutionStrategy(
+            np.clip((x_best - lo) / width, 0.0, 1.0), 0.15,
+            {"bounds": [0.0, 1.0], "maxfevals": 100 * d, "verbose": -9,
+             "seed": int(seed) % (2**31 - 1) + 1})
+        es.optimize(lambda u: f(lo + np.asarray(u) * width))
+        if es.result.fbest < f_best:
+            x_best = model.project(lo + np.asarray(es.result.xbest) * width)
+            f_best = float(es.result.fbest)
+    elif not model.integer_mask.all():
         fine = (hi - lo) / max(4, (n_grid or (121 if d == 1 else 17)) - 1)
-        origins = [(pts[best], fine)] if d <= 2 else [(pts[best], (hi - lo) / 10)]
-        origins += [(x, (hi - lo) / 10) for x in extra]
+        origins = [(pts[best], fine)] + [(x, (hi - lo) / 10) for x in extra]
         for x_start, step in origins:
             simplex = np.vstack([x_start, x_start + np.diag(
                 np.where(x_start + step <= hi, step, -step))])
             res = optimize.minimize(
                 lambda z: f(np.clip(z, lo, hi)), x_start, method="Nelder-Mead",
-                options={"initial_simplex": simplex,
-                         "maxfev": 60 * d if d <= 2 else 40 * d,
+                options={"initial_simplex": simplex, "maxfev": 60 * d,
                          "xatol": 1e-4 * float(np.max(hi - lo)), "fatol": 1e-9},
             )
             if res.fun < f_best:

@@ -215,3 +215,41 @@ def test_an_identity_must_predict_a_design_it_was_not_fitted_on():
         g = parse_formula(formula, list(parents))
         env = {"x1": np.array([5.0]), "x2": np.array([1.0]), "noise": np.array([0.0])}
         np.testing.assert_allclose(g.evaluate({k: env[k] for k in parents}), [want])
+
+
+def _bridge(description: str = "") -> Problem:
+    """A five-activity bridge network: length = max(a1 + a4, a2 + a5, a1 + a3 + a5)."""
+
+    def one(x, rng):
+        a = rng.exponential(x)
+        length = max(a[0] + a[3], a[1] + a[4], a[0] + a[2] + a[4])
+        out = {f"a{i + 1}": float(a[i]) for i in range(5)}
+        return {"objective": length + float(np.sum(1.0 / x)), **out, "length": float(length)}
+
+    return Problem.from_function(
+        "bridge", description, [Variable(f"t{i + 1}", lower=0.1, upper=5.0) for i in range(5)],
+        one, x0=[1.0] * 5, observables=["a1", "a2", "a3", "a4", "a5", "length"])
+
+
+def test_a_longest_path_is_found_as_a_max_of_sums_from_data_alone():
+    from agents.causal.discovery import find_max_of_sums
+
+    problem = _bridge()
+    data = collect_data(problem, 12, 10, seed=0)
+    skeleton = propose_skeleton(problem, data=data, seed=0)
+    node = skeleton.node("length")
+    assert node.mechanism is not None and node.mechanism.formula.startswith("max(")
+    assert set(skeleton.parents("length")) == {"a1", "a2", "a3", "a4", "a5"}
+    cols = {k: np.asarray(v) for k, v in data.records.items()}
+    fresh = problem.simulate(np.array([0.5, 2.0, 1.0, 3.0, 0.7]), 200, seed=9)
+    env = {k: np.asarray(v) for k, v in fresh.records.items()}
+    parsed = parse_formula(node.mechanism.formula, skeleton.parents("length"))
+    np.testing.assert_allclose(parsed.evaluate(env), env["length"], rtol=1e-9)
+    # three paths, no more: a subset that only coincides on some row is not a path
+    assert node.mechanism.formula.count(",") == 2
+    # a noisy relation is not an identity, nor is a single sum (find_identity's job)
+    noisy = dict(cols, length=cols["length"] + 1e-3 * np.random.default_rng(0).random(
+        cols["length"].size))
+    assert find_max_of_sums("length", noisy, ["a1", "a2", "a3", "a4", "a5"]) is None
+    one_sum = dict(cols, length=cols["a1"] + cols["a4"])
+    assert find_max_of_sums("length", one_sum, ["a1", "a2", "a3", "a4", "a5"]) is None

@@ -310,3 +310,19 @@ def test_a_formula_node_stays_finite_where_its_formula_is_not():
                       np.zeros(3))
     hi = 2.0 + FORMULA_WIDEN * 1.75
     np.testing.assert_allclose(out, [hi, 2.0, float(data.mean())])  # inf, finite, inf - inf
+
+
+def test_replica_optimum_resolves_an_ill_conditioned_optimum_in_ten_dimensions():
+    # a model's optimum above two dimensions: Nelder-Mead from the best of 256 Sobol points
+    # (40 d evaluations) ended 4.1 above the minimum here; CMA-ES (100 d) within 0.5
+    d = 10
+    centre, curvature = np.linspace(2.0, 8.0, d), np.logspace(0, 2, d)
+
+    def one(x, rng):
+        return {"objective": float(np.sum(curvature * (x - centre) ** 2) + rng.normal())}
+
+    model = Problem.from_function("quad10", "toy", [Variable(f"x{i}", lower=0.0, upper=10.0)
+                                                   for i in range(d)], one, x0=[5.0] * d,
+                                  observables=[])
+    x_hat, _ = replica_optimum(model, n_reps=20, seed=3)
+    assert float(np.sum(curvature * (x_hat - centre) ** 2)) < 0.5

@@ -126,6 +126,9 @@ class Replica(Problem):
         self.notes: list[str] = []
         self.models: dict[str, object] = {}
         self._decisions = [v.name for v in problem.variables]
+        # decisions declared strictly positive (a mean duration, a rate, a shape): scales
+        self._scale_decisions = tuple(v.name for v in problem.variables
+                                      if v.lower > 0)
         self._formula_children_ok: set[str] = set()
         self._u_cache: dict[tuple[int, int], np.ndarray] = {}
         self._fit(problem, data)
@@ -188,7 +191,8 @@ class Replica(Problem):
             model_class = self.model_class if name in ancestors else "linear"
             loggable = tuple(p for p in observed_parents if p not in self._decisions)
             self.models[name] = RegressionModel(observed_parents, P, y, model_class,
-                                                node.kind, seed=self.seed, loggable=loggable)
+                                                node.kind, seed=self.seed, loggable=loggable,
+                                                log_decisions=self._scale_decisions)
         self._order = [n for n in order if n not in dropped]
         self._dropped = dropped
         if structure.objective not in self.models:

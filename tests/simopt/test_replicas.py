@@ -326,3 +326,30 @@ def test_replica_optimum_resolves_an_ill_conditioned_optimum_in_ten_dimensions()
                                   observables=[])
     x_hat, _ = replica_optimum(model, n_reps=20, seed=3)
     assert float(np.sum(curvature * (x_hat - centre) ** 2)) < 0.5
+
+
+@pytest.mark.parametrize("lower", [0.05, 0.0])
+def test_a_duration_scaled_by_a_positive_decision_is_a_power_law(lower):
+    # z ~ exponential with mean theta: with theta declared > 0 its log enters the logged
+    # node's regression (exact: E[log z] = log theta - 0.577); declared >= 0 it stays linear
+    def one(x, rng):
+        z = rng.exponential(x[0])
+        return {"objective": z + 1.0 / max(x[0], 1e-3), "z": z}
+
+    problem = Problem.from_function("dur", "z from theta.", [Variable("theta", lower, 20.0)],
+                                    one, x0=[5.0], observables=["z"])
+    structure = StructureSpec(
+        (NodeSpec("theta", "decision"), NodeSpec("z", "intermediate", ("theta",)),
+         NodeSpec("objective", "output", ("z", "theta"),
+                  formula=parse_formula("z + 1 / theta"))),
+        objective="objective",
+    )
+    data = collect_data(problem, 16, 40, seed=0, box=(np.array([0.05]), np.array([20.0])))
+    replica = Replica(problem, structure, data, model_class="linear")
+    thetas = np.array([0.8, 2.0, 5.0, 15.0])  # inside the data (0.67 to 19.7)
+    means = [np.mean(replica.simulate(np.array([t]), 4000, seed=1).records["z"]) for t in thetas]
+    errors = np.abs(np.array(means) / thetas - 1.0)
+    if lower > 0:
+        assert errors.max() < 0.12
+    else:
+        assert errors.max() > 0.2  # what the log-scale decision fixes (a quadratic in theta)

@@ -321,8 +321,9 @@ def summarize_only(args) -> int:
     header = (
         f"# SOCRATES vs single solvers ({args.fraction:.0%} of each default budget)\n\n"
         f"- commit measured: {args.run_commit}\n"
-        f"- command: `python bench/socrates_vs_baselines.py {args.note}`; tables written by "
-        f"`--summarize` from the rows that run completed\n"
+        f"- command: `python bench/socrates_vs_baselines.py {args.run_args}`"
+        f"{' (' + args.note + ')' if args.note else ''}; tables written by `--summarize` from "
+        "the rows that run completed\n"
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n"
         f"- rows: {len(rows)} runs over seeds {seeds} ({dropped} rows of (problem, seed) pairs "
         "SOCRATES had not finished were left out); post-replications per design: "
@@ -350,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                     "run of this script left in its .partial.jsonl (a bench stopped early)")
     ap.add_argument("--run-commit", default=None, help="with --summarize: the commit that run "
                     "measured")
+    ap.add_argument("--run-args", default="", help="with --summarize: that run's arguments")
     ap.add_argument("--note", default="", help="with --summarize: how the run was stopped")
     args = ap.parse_args(argv)
     if args.summarize:

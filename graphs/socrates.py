@@ -140,7 +140,7 @@ def evaluate_portfolio_node(state: SocratesState, runtime: Runtime[SocratesConte
     summary = stages.race(
         ens.replicas, weights, names, cfg.schedule_budget(state["data_used"]),
         _start(state, ctx), cfg.macroreps, cfg.seed, cfg.n_postreps, cfg.n_jobs,
-        _executor(ctx), cfg.replica_solver_options, warm=_warm(state, ctx),
+        _executor(ctx), cfg.race_solver_options, warm=_warm(state, ctx),
     )
     return {
         "portfolio": summary.to_json(),
@@ -335,7 +335,7 @@ def replan(state: SocratesState, runtime: Runtime[SocratesContext]) -> dict:
     summary = stages.race(
         ens.replicas, weights, names, remaining, incumbent, 1,
         cfg.seed + 1 + len(state.get("replans", [])), cfg.n_postreps, cfg.n_jobs,
-        _executor(ctx), cfg.replica_solver_options, warm=_warm(state, ctx),
+        _executor(ctx), cfg.race_solver_options, warm=_warm(state, ctx),
     )
     # when the replicas cannot tell solvers apart, keep to the solvers of the current plan
     current = [s.solver for s in Schedule.from_json(state["schedule"]).segments]

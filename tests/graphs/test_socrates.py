@@ -212,5 +212,11 @@ def test_race_options_apply_on_the_replicas_only():
     assert rep.segments[0].options == {"q": 2, "max_fits": 3}
     assert rep.segments[1].options == {} and real.segments[1].options == {}
     assert cfg.replica_solver_options == {"gp_bo": {"q": 2, "max_fits": 3}}
+    # the default solver races as the real system runs it: the switch test compares like
+    # with like; another solver keeps its cheaper race form
+    assert cfg.race_solver_options == {"gp_bo": {"q": 2}}
+    other = SocratesConfig(budget=100, default_solver="nelder_mead",
+                           race_options={"gp_bo": {"max_fits": 3}})
+    assert other.race_solver_options == {"gp_bo": {"max_fits": 3}, "nelder_mead": {}}
     with pytest.raises(ValueError, match="options of gp_bo"):
         SocratesConfig(budget=20, race_options={"gp_bo": {"no_such_option": 1}})

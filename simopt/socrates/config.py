@@ -54,11 +54,10 @@ class SocratesConfig(BaseModel):
     race_options: dict[str, dict] = Field(
         default_factory=lambda: {"gp_bo": {"max_fits": 6}},
         description="Options per solver added on the replicas only (the race, schedule "
-        "scoring, the monitor's calibration), except the default solver in the race, which "
-        "runs there as on the real system (race_solver_options: the switch test compares "
-        "like with like); the real system runs the solver with solver_options alone. BO's GP "
-        "refits are most of a SOCRATES run's CPU, so BO segments of composed schedules use 6 "
-        "fits on the replicas; on the real system BO keeps its 20: "
+        "scoring, the monitor's calibration); the real system runs the solver with "
+        "solver_options alone. BO's GP refits are most of a SOCRATES run's CPU, so the race "
+        "uses 6 fits; on the real system BO keeps its 20, and a switch away from the default "
+        "is confirmed against the default with its real options on the same runs: "
         "with 6 on SAN-1 (13 variables) it measured 12 new designs and a gap of 0.58 where "
         "BO alone reached 0.20 (bench screening at feb71f4, seed 0).",
     )
@@ -169,22 +168,12 @@ class SocratesConfig(BaseModel):
         return {n: {**self.solver_options.get(n, {}), **self.race_options.get(n, {})}
                 for n in names}
 
-    @property
-    def race_solver_options(self) -> dict[str, dict]:
-        """Options per solver in the race: :attr:`replica_solver_options`, except the default
-        solver, which races as it runs on the real system (``solver_options`` alone).
-
-        The switch test (``simopt.socrates.compose.choose``) asks whether a candidate beats
-        the schedule a user would run anyway; with the default raced in its cheaper replica
-        form it asked whether the candidate beats a weaker solver. BO with 6 GP fits spends
-        more replications per design on fewer designs than BO with its 20; in the bench at
-        644020c the 22 runs that left BO on that evidence (EXAMPLE-1 aside) ended about 0.08
-        gap units worse than BO alone on the same seeds.
-        """
-        opts = self.replica_solver_options
-        if self.default_solver is not None:
-            opts[self.default_solver] = dict(self.solver_options.get(self.default_solver, {}))
-        return opts
+    def default_needs_confirmation(self) -> bool:
+        """Whether the default solver runs differently on the replicas than on the real system
+        (``race_options`` change its options), so that a switch away from it must be confirmed
+        against it as the real system runs it (``graphs.socrates._confirmed_choice``)."""
+        d = self.default_solver
+        return d is not None and bool(self.race_options.get(d))
 
     def for_replicas(self, schedule):
         """The schedule with the replica options (``race_options``) on every segment."""

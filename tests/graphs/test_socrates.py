@@ -212,11 +212,54 @@ def test_race_options_apply_on_the_replicas_only():
     assert rep.segments[0].options == {"q": 2, "max_fits": 3}
     assert rep.segments[1].options == {} and real.segments[1].options == {}
     assert cfg.replica_solver_options == {"gp_bo": {"q": 2, "max_fits": 3}}
-    # the default solver races as the real system runs it: the switch test compares like
-    # with like; another solver keeps its cheaper race form
-    assert cfg.race_solver_options == {"gp_bo": {"q": 2}}
-    other = SocratesConfig(budget=100, default_solver="nelder_mead",
-                           race_options={"gp_bo": {"max_fits": 3}})
-    assert other.race_solver_options == {"gp_bo": {"max_fits": 3}, "nelder_mead": {}}
+    # a switch away from the default is confirmed against its real form only when the race
+    # runs it differently
+    assert cfg.default_needs_confirmation()
+    assert not SocratesConfig(budget=100, default_solver="nelder_mead",
+                              race_options={"gp_bo": {"max_fits": 3}}).default_needs_confirmation()
     with pytest.raises(ValueError, match="options of gp_bo"):
         SocratesConfig(budget=20, race_options={"gp_bo": {"no_such_option": 1}})
+
+
+def test_a_switch_is_confirmed_against_the_default_as_the_real_system_runs_it(tmp_path):
+    """The race runs the default with ``race_options`` (here crippled: random search with more
+    replications per design than the budget, so it never leaves ``x0``). A candidate that beats
+    that form (every run scores 0.9 against 1.0) would be run; confirmed against random search
+    as the real system runs it (10 replications per design, a real search) on the same runs,
+    the default stays, and its entry is replaced and marked so later rounds reuse it."""
+    from graphs.socrates import _choose, _confirmed_choice, initial_state
+    from graphs.socrates_state import SocratesConfig, SocratesContext
+    from simopt import socrates as stages
+    from simopt.schedule import Schedule, Segment
+
+    problem = make_problem()
+
+    class Ens:
+        replicas = [problem]
+        weights = [1.0]
+        scores = [0.0]
+
+    cfg = SocratesConfig(budget=100, seed=0, default_solver="random_search", warm_start=False,
+                         race_options={"random_search": {"reps": 1000}},
+                         **dict(FAST, macroreps=3))
+    state = initial_state("capacity", cfg)
+    ctx = SocratesContext(problem=problem, run_dir=tmp_path, executor="local")
+    ctx.cache["ensemble"] = Ens()
+    x0 = np.array([5.0])
+    # Nelder-Mead in the race too: the gaps' reference optimum is the best design it found
+    summary = stages.race([problem], [1.0], ["random_search", "nelder_mead"], 60, x0, 3, 0, 10,
+                          1, "local", cfg.replica_solver_options)
+    cheap = stages.singles(summary, ["random_search"], cfg.score, cfg.robustness)
+    assert np.allclose(cheap[0][2], 1.0)  # the crippled default never moves
+    cand = [Schedule([Segment("nelder_mead", 1.0)]).to_json(), 0.9, [0.9, 0.9, 0.9]]
+    tried = cheap + [cand]
+    best, why = _choose(tried, cfg, [1.0], 3)
+    assert Schedule.from_json(best).describe() == "nelder_mead 100%"  # unconfirmed: a switch
+    best, why, tried2 = _confirmed_choice(tried, state, ctx, [1.0], summary, x0, 3, 0)
+    assert Schedule.from_json(best).describe() == "random_search 100%", why
+    assert why["default_confirmed"] and tried2[0][3] == "confirmed"
+    assert len(tried2[0][2]) == 3 and max(tried2[0][2]) < 0.9
+    # the marked entry is not scored again: the same answer without the replicas
+    ctx.cache["ensemble"] = None
+    best3, _, _ = _confirmed_choice(tried2, state, ctx, [1.0], summary, x0, 3, 0)
+    assert best3 == best

@@ -16,7 +16,8 @@ default budget:
   ``socrates-default-nelder_mead`` (Nelder-Mead, the earlier default, as the schedule kept
   unless beaten), ``socrates-cold`` (no warm start from the data: ``warm_start=False``),
   ``socrates-pooled-switch`` (the switch rule's pooled paired test alone, without agreement of
-  every replica: ``switch_unanimous=False``);
+  every replica: ``switch_unanimous=False``), ``socrates-no-confirm`` (a switch decided
+  against the default's cheaper race form, unconfirmed: ``confirm_switch=False``);
 - every portfolio solver alone with the whole budget from ``x0``;
 - ``best-single-in-hindsight``: the single solver with the lowest mean terminal gap on that
   problem, chosen after the fact (an oracle no real user has).
@@ -66,6 +67,7 @@ VARIANTS = {
     "socrates-default-nelder_mead": {"default_solver": "nelder_mead"},
     "socrates-cold": {"warm_start": False},
     "socrates-pooled-switch": {"switch_unanimous": False},
+    "socrates-no-confirm": {"confirm_switch": False},
 }
 DERIVED = "socrates-before-selection"
 

@@ -123,6 +123,14 @@ class SocratesConfig(BaseModel):
         "replica (mean paired difference of each replica's runs < 0); False: the pooled "
         "test alone (an ablation).",
     )
+    confirm_switch: bool = Field(
+        True,
+        description="Confirm a switch away from the default against the default as the real "
+        "system runs it (race_options off), on the same replica runs; it costs six runs of the "
+        "default on the replicas in the runs that contemplate a switch (bench/results/"
+        "socrates_confirmed_switch.md: wall time median 8.1x, worst 18x the slowest single "
+        "solver). False: the cheaper comparison decides (an ablation).",
+    )
     max_replans: int = Field(2, ge=0, le=10, description="Re-plans allowed.")
     replan: bool = Field(True, description="Re-plan when the real system is significantly "
                          "worse than the replicas predicted.")
@@ -173,7 +181,7 @@ class SocratesConfig(BaseModel):
         (``race_options`` change its options), so that a switch away from it must be confirmed
         against it as the real system runs it (``graphs.socrates._confirmed_choice``)."""
         d = self.default_solver
-        return d is not None and bool(self.race_options.get(d))
+        return self.confirm_switch and d is not None and bool(self.race_options.get(d))
 
     def for_replicas(self, schedule):
         """The schedule with the replica options (``race_options``) on every segment."""

@@ -215,6 +215,7 @@ def test_race_options_apply_on_the_replicas_only():
     # a switch away from the default is confirmed against its real form only when the race
     # runs it differently
     assert cfg.default_needs_confirmation()
+    assert not cfg.model_copy(update={"confirm_switch": False}).default_needs_confirmation()
     assert not SocratesConfig(budget=100, default_solver="nelder_mead",
                               race_options={"gp_bo": {"max_fits": 3}}).default_needs_confirmation()
     with pytest.raises(ValueError, match="options of gp_bo"):

@@ -214,11 +214,15 @@ def _choose(tried: list[list], cfg: SocratesConfig, weights,
             macroreps: int | None = None) -> tuple[dict, dict]:
     """The schedule to run (:func:`simopt.socrates.compose.choose`), with the run's options;
     ``macroreps``: runs per replica behind the scores (default: the run's setting)."""
-    default = (Schedule([Segment(cfg.default_solver, 1.0)]).to_json()
-               if cfg.default_solver else None)
+    default = _default_schedule(cfg)
     best, why = stages.compose.choose(tried, default, weights, macroreps or cfg.macroreps,
                                       cfg.switch_alpha, cfg.switch_unanimous)
     return cfg.with_options(Schedule.from_json(best)).to_json(), why
+
+
+def _default_schedule(cfg: SocratesConfig) -> dict | None:
+    """The schedule JSON a user would run anyway: the default solver alone (None: none)."""
+    return Schedule([Segment(cfg.default_solver, 1.0)]).to_json() if cfg.default_solver else None
 
 
 def _confirmed_choice(tried: list[list], state: SocratesState, ctx: SocratesContext, weights,
@@ -240,18 +244,18 @@ def _confirmed_choice(tried: list[list], state: SocratesState, ctx: SocratesCont
     """
     cfg = _cfg(state)
     best, why = _choose(tried, cfg, weights, macroreps)
-    if not cfg.default_needs_confirmation() or not why.get("rule", "").startswith("candidate"):
-        return best, why, tried
-    default = Schedule([Segment(cfg.default_solver, 1.0)])
-    i = next((j for j, t in enumerate(tried)
-              if Schedule.from_json(t[0]).describe() == default.describe()), None)
+    default = _default_schedule(cfg)
+    if not cfg.default_needs_confirmation() or (
+            Schedule.from_json(best).describe() == Schedule.from_json(default).describe()):
+        return best, why, tried  # nothing to confirm, or the default is kept anyway
+    i = stages.compose.index_of(tried, default)
     if i is None or (len(tried[i]) > 3 and tried[i][3] == "confirmed"):
         return best, why, tried
     ens, _ = _ensemble(state, ctx)
     _emit("confirm_switch", candidate=why.get("candidate"))
     score, runs = stages.compose.score(
-        cfg.with_options(default), ens.replicas, weights, summary, x0, macroreps, seed,
-        cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
+        cfg.with_options(Schedule.from_json(default)), ens.replicas, weights, summary, x0,
+        macroreps, seed, cfg.n_postreps, cfg.n_jobs, _executor(ctx), cfg.score, cfg.robustness,
         warm=_warm(state, ctx),
     )
     tried = [list(t) for t in tried]

@@ -199,7 +199,8 @@ def choose(tried: list[list], default: dict | None, weights, macroreps: int,
     cand = min(tried, key=preference)
     if default is None:
         return cand[0], {"rule": "best score", "candidate": _describe(cand[0])}
-    entry = next((t for t in tried if _describe(t[0]) == _describe(default)), None)
+    i = index_of(tried, default)
+    entry = tried[i] if i is not None else None
     if entry is None:  # the default was not raced (not capable, or not in the portfolio)
         return cand[0], {"rule": "best score (the default was not raced)",
                          "candidate": _describe(cand[0])}
@@ -221,6 +222,13 @@ def choose(tried: list[list], default: dict | None, weights, macroreps: int,
         return entry[0], info | {
             "rule": "default kept: the candidate is not better on every replica"}
     return cand[0], info | {"rule": "candidate beats the default (paired test)"}
+
+
+def index_of(tried: list[list], schedule_json: dict) -> int | None:
+    """The index of the scored entry of ``tried`` that runs ``schedule_json`` (same solvers
+    and fractions), or None."""
+    want = _describe(schedule_json)
+    return next((i for i, t in enumerate(tried) if _describe(t[0]) == want), None)
 
 
 def _describe(schedule_json: dict) -> str:
